@@ -1,0 +1,95 @@
+package io.paystream.account;
+
+import java.net.URI;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeParseException;
+import java.util.List;
+import java.util.UUID;
+
+import io.paystream.system.ApiException;
+import io.paystream.system.Problem;
+import jakarta.validation.Valid;
+import org.springframework.http.MediaType;
+import org.springframework.http.ResponseEntity;
+import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.PathVariable;
+import org.springframework.web.bind.annotation.PostMapping;
+import org.springframework.web.bind.annotation.RequestBody;
+import org.springframework.web.bind.annotation.RequestMapping;
+import org.springframework.web.bind.annotation.RequestParam;
+import org.springframework.web.bind.annotation.RestController;
+import reactor.core.publisher.Mono;
+
+@RestController
+@RequestMapping(path = "/v1/accounts", produces = MediaType.APPLICATION_JSON_VALUE)
+class AccountController {
+
+    /** Entries per page: a page is one index range scan, so a client cannot make a read unbounded. */
+    static final int ENTRIES_PAGE_MAX = 200;
+    static final int ENTRIES_PAGE_DEFAULT = 50;
+
+    private final AccountRepository accounts;
+
+    AccountController(AccountRepository accounts) {
+        this.accounts = accounts;
+    }
+
+    @PostMapping(consumes = MediaType.APPLICATION_JSON_VALUE)
+    Mono<ResponseEntity<Account>> create(@Valid @RequestBody CreateAccountRequest request) {
+        return accounts.create(request)
+                .map(account -> ResponseEntity.created(URI.create("/v1/accounts/" + account.id())).body(account));
+    }
+
+    @GetMapping("/{id}")
+    Mono<Account> get(@PathVariable UUID id) {
+        return accounts.find(id).switchIfEmpty(notFound(id));
+    }
+
+    @GetMapping("/{id}/balance")
+    Mono<Balance> balance(@PathVariable UUID id, @RequestParam(required = false) String asOf) {
+        if (asOf != null) {
+            return accounts.balanceAsOf(id, parseInstant(asOf)).switchIfEmpty(notFound(id));
+        }
+        return accounts.find(id)
+                .map(a -> new Balance(a.id(), a.currency(), a.balance(), a.version(),
+                        a.updatedAt() != null ? a.updatedAt() : a.createdAt()))
+                .switchIfEmpty(notFound(id));
+    }
+
+    @GetMapping("/{id}/entries")
+    Mono<EntryPage> entries(@PathVariable UUID id, @RequestParam(required = false) Integer limit,
+            @RequestParam(required = false) Long after) {
+        int pageSize = limit == null ? ENTRIES_PAGE_DEFAULT : limit;
+        if (pageSize < 1 || pageSize > ENTRIES_PAGE_MAX) {
+            return Mono.error(ApiException.invalidField("limit", "must be between 1 and " + ENTRIES_PAGE_MAX));
+        }
+        if (after != null && after < 1) {
+            return Mono.error(ApiException.invalidField("after", "must be a cursor from a previous page"));
+        }
+        long beforeVersion = after == null ? Long.MAX_VALUE : after;
+        return accounts.find(id).switchIfEmpty(notFound(id))
+                // One extra row tells whether another page exists without a count over the history.
+                .flatMap(account -> accounts.entries(id, beforeVersion, pageSize + 1).collectList())
+                .map(rows -> page(rows, pageSize));
+    }
+
+    private static EntryPage page(List<Entry> rows, int pageSize) {
+        boolean hasMore = rows.size() > pageSize;
+        List<Entry> data = hasMore ? rows.subList(0, pageSize) : rows;
+        String next = hasMore ? Long.toString(data.get(data.size() - 1).version()) : null;
+        return new EntryPage(data, hasMore, next);
+    }
+
+    private static Instant parseInstant(String text) {
+        try {
+            return OffsetDateTime.parse(text).toInstant();
+        } catch (DateTimeParseException e) {
+            throw ApiException.invalidField("asOf", "must be an RFC 3339 instant, such as 2026-01-31T12:00:00Z");
+        }
+    }
+
+    private static <T> Mono<T> notFound(UUID id) {
+        return Mono.error(() -> new ApiException(Problem.ACCOUNT_NOT_FOUND, "No account " + id));
+    }
+}

@@ -1,0 +1,28 @@
+package io.paystream.system;
+
+import org.springframework.boot.jackson.autoconfigure.JsonMapperBuilderCustomizer;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import tools.jackson.core.StreamReadFeature;
+import tools.jackson.databind.DeserializationFeature;
+import tools.jackson.databind.MapperFeature;
+
+/**
+ * Strict JSON for a payment API: ambiguity in a request is refused, never guessed at. An unknown
+ * field may be a typo of a field that matters; a duplicate key has no agreed meaning; "100", 1e2 and
+ * 100.0 are not integer amounts.
+ */
+@Configuration(proxyBeanMethods = false)
+class JsonConfiguration {
+
+    @Bean
+    JsonMapperBuilderCustomizer strictJson() {
+        return builder -> builder
+                .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+                .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
+                .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
+                .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
+                .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION);
+    }
+}

@@ -1,0 +1,65 @@
+package io.paystream.system;
+
+import java.net.URI;
+
+import org.springframework.http.HttpStatus;
+
+/**
+ * Every problem Paystream answers with. The {@code code} is the stable, machine-readable part of the
+ * contract (clients switch on it); the title is for people. The type URI is derived from the code,
+ * so the two can never drift apart.
+ */
+public enum Problem {
+
+    VALIDATION_FAILED(HttpStatus.BAD_REQUEST, "validation_failed", "The request is not valid"),
+    MALFORMED_JSON(HttpStatus.BAD_REQUEST, "malformed_json", "The request body is not valid JSON"),
+    UNKNOWN_FIELD(HttpStatus.BAD_REQUEST, "unknown_field", "The request body has a field this endpoint does not accept"),
+    BAD_REQUEST(HttpStatus.BAD_REQUEST, "bad_request", "The request cannot be understood"),
+    NOT_FOUND(HttpStatus.NOT_FOUND, "not_found", "No such resource"),
+    ACCOUNT_NOT_FOUND(HttpStatus.NOT_FOUND, "account_not_found", "Account not found"),
+    TRANSFER_NOT_FOUND(HttpStatus.NOT_FOUND, "transfer_not_found", "Transfer not found"),
+    METHOD_NOT_ALLOWED(HttpStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+    NOT_ACCEPTABLE(HttpStatus.NOT_ACCEPTABLE, "not_acceptable", "No acceptable representation"),
+    PAYLOAD_TOO_LARGE(HttpStatus.CONTENT_TOO_LARGE, "payload_too_large", "The request body is too large"),
+    UNSUPPORTED_MEDIA_TYPE(HttpStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
+    INSUFFICIENT_FUNDS(HttpStatus.UNPROCESSABLE_CONTENT, "insufficient_funds", "Insufficient funds"),
+    CURRENCY_MISMATCH(HttpStatus.UNPROCESSABLE_CONTENT, "currency_mismatch", "Currency mismatch"),
+    SAME_ACCOUNT(HttpStatus.UNPROCESSABLE_CONTENT, "same_account", "Source and destination are the same account"),
+    SYSTEM_ACCOUNT_NOT_ALLOWED(HttpStatus.UNPROCESSABLE_CONTENT, "system_account_not_allowed",
+            "System accounts move money only through deposits and withdrawals"),
+    BALANCE_LIMIT_EXCEEDED(HttpStatus.UNPROCESSABLE_CONTENT, "balance_limit_exceeded",
+            "The movement would take a balance beyond the ledger's bounds"),
+    DEPOSIT_LIMIT_EXCEEDED(HttpStatus.UNPROCESSABLE_CONTENT, "deposit_limit_exceeded", "Daily deposit limit exceeded"),
+    RETRIES_EXHAUSTED(HttpStatus.SERVICE_UNAVAILABLE, "retries_exhausted",
+            "The ledger is too busy to apply this movement right now; nothing was applied"),
+    DATABASE_UNAVAILABLE(HttpStatus.SERVICE_UNAVAILABLE, "database_unavailable", "The ledger is unavailable"),
+    INTERNAL_ERROR(HttpStatus.INTERNAL_SERVER_ERROR, "internal_error", "Internal error");
+
+    private static final String TYPE_BASE = "https://paystream.io/problems/";
+
+    private final HttpStatus status;
+    private final String code;
+    private final String title;
+
+    Problem(HttpStatus status, String code, String title) {
+        this.status = status;
+        this.code = code;
+        this.title = title;
+    }
+
+    public HttpStatus status() {
+        return status;
+    }
+
+    public String code() {
+        return code;
+    }
+
+    public String title() {
+        return title;
+    }
+
+    public URI type() {
+        return URI.create(TYPE_BASE + code.replace('_', '-'));
+    }
+}

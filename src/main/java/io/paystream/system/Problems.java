@@ -1,0 +1,173 @@
+package io.paystream.system;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeoutException;
+
+import io.r2dbc.spi.R2dbcNonTransientResourceException;
+import io.r2dbc.spi.R2dbcTimeoutException;
+import io.r2dbc.spi.R2dbcTransientResourceException;
+import org.springframework.core.io.buffer.DataBufferLimitException;
+import org.springframework.dao.DataAccessResourceFailureException;
+import org.springframework.http.HttpStatus;
+import org.springframework.web.bind.support.WebExchangeBindException;
+import org.springframework.web.method.annotation.HandlerMethodValidationException;
+import org.springframework.web.server.MethodNotAllowedException;
+import org.springframework.web.server.MissingRequestValueException;
+import org.springframework.web.server.NotAcceptableStatusException;
+import org.springframework.web.server.ResponseStatusException;
+import org.springframework.web.server.ServerWebInputException;
+import org.springframework.web.server.UnsupportedMediaTypeStatusException;
+import tools.jackson.core.JacksonException;
+import tools.jackson.core.exc.InputCoercionException;
+import tools.jackson.core.exc.StreamReadException;
+import tools.jackson.databind.exc.MismatchedInputException;
+import tools.jackson.databind.exc.UnrecognizedPropertyException;
+
+/**
+ * Turns any failure into the {@link ApiException} the client sees. Client mistakes become 4xx with a
+ * detail written here, never the exception's own message (which can carry SQL, class names or parts
+ * of the request). Only a failure nobody anticipated becomes a 500, with a generic body.
+ */
+final class Problems {
+
+    private Problems() {
+    }
+
+    static ApiException classify(Throwable failure) {
+        if (failure instanceof ApiException api) {
+            return api;
+        }
+        if (causedBy(failure, DataBufferLimitException.class)) {
+            return new ApiException(Problem.PAYLOAD_TOO_LARGE, "The request body exceeds the size limit");
+        }
+        if (failure instanceof WebExchangeBindException bind) {
+            List<ApiException.FieldError> errors = new ArrayList<>();
+            bind.getFieldErrors().forEach(e -> errors.add(new ApiException.FieldError(e.getField(), e.getDefaultMessage())));
+            bind.getGlobalErrors().forEach(e -> errors.add(new ApiException.FieldError(e.getObjectName(), e.getDefaultMessage())));
+            return new ApiException(Problem.VALIDATION_FAILED, "The request is not valid", errors);
+        }
+        if (failure instanceof HandlerMethodValidationException validation) {
+            List<ApiException.FieldError> errors = new ArrayList<>();
+            validation.getParameterValidationResults().forEach(result -> result.getResolvableErrors().forEach(e ->
+                    errors.add(new ApiException.FieldError(result.getMethodParameter().getParameterName(), e.getDefaultMessage()))));
+            return new ApiException(Problem.VALIDATION_FAILED, "The request is not valid", errors);
+        }
+        if (failure instanceof UnsupportedMediaTypeStatusException) {
+            return new ApiException(Problem.UNSUPPORTED_MEDIA_TYPE, "Send the request body as application/json");
+        }
+        if (failure instanceof NotAcceptableStatusException) {
+            return new ApiException(Problem.NOT_ACCEPTABLE, "This endpoint answers application/json");
+        }
+        if (failure instanceof MethodNotAllowedException) {
+            return new ApiException(Problem.METHOD_NOT_ALLOWED, "This method is not allowed on this resource");
+        }
+        if (failure instanceof ServerWebInputException input) {
+            return classifyInput(input);
+        }
+        if (failure instanceof ResponseStatusException status) {
+            if (status.getStatusCode().value() == HttpStatus.NOT_FOUND.value()) {
+                return new ApiException(Problem.NOT_FOUND, "No such resource");
+            }
+            if (status.getStatusCode().is4xxClientError()) {
+                return new ApiException(Problem.BAD_REQUEST, "The request cannot be understood");
+            }
+        }
+        if (isDatabaseUnavailable(failure)) {
+            return new ApiException(Problem.DATABASE_UNAVAILABLE, "The ledger is unavailable; nothing was applied. Retry later");
+        }
+        return new ApiException(Problem.INTERNAL_ERROR, "An unexpected error occurred");
+    }
+
+    private static ApiException classifyInput(ServerWebInputException input) {
+        UnrecognizedPropertyException unknown = find(input, UnrecognizedPropertyException.class);
+        if (unknown != null) {
+            return new ApiException(Problem.UNKNOWN_FIELD, "Unknown field '" + safe(path(unknown)) + "'",
+                    List.of(new ApiException.FieldError(safe(path(unknown)), "is not a field of this request")));
+        }
+        JacksonException json = find(input, JacksonException.class);
+        if (json != null) {
+            String field = path(json);
+            boolean typeError = json instanceof MismatchedInputException || json instanceof InputCoercionException
+                    || find(json, InputCoercionException.class) != null;
+            if (typeError && !field.isEmpty()) {
+                return ApiException.invalidField(safe(field), "has the wrong type or is out of range");
+            }
+            if (json instanceof StreamReadException || json.getCause() instanceof StreamReadException || typeError) {
+                return new ApiException(Problem.MALFORMED_JSON, describe(json));
+            }
+            return new ApiException(Problem.MALFORMED_JSON, "The request body is not valid JSON");
+        }
+        if (input instanceof MissingRequestValueException missing) {
+            return ApiException.invalidField(safe(missing.getName()), "is required");
+        }
+        if (input.getMethodParameter() != null && input.getMethodParameter().getParameterName() != null
+                && input.getCause() != null) {
+            return ApiException.invalidField(safe(input.getMethodParameter().getParameterName()), "has an invalid value");
+        }
+        if (input.getReason() != null && input.getReason().contains("body")) {
+            return new ApiException(Problem.MALFORMED_JSON, "A JSON request body is required");
+        }
+        return new ApiException(Problem.BAD_REQUEST, "The request cannot be understood");
+    }
+
+    /** True for failures that mean "the database cannot serve us now": pool exhausted, connection lost. */
+    static boolean isDatabaseUnavailable(Throwable failure) {
+        return causedBy(failure, R2dbcTransientResourceException.class)
+                || causedBy(failure, R2dbcNonTransientResourceException.class)
+                || causedBy(failure, R2dbcTimeoutException.class)
+                || causedBy(failure, TimeoutException.class)
+                || causedBy(failure, DataAccessResourceFailureException.class)
+                || causedBy(failure, java.net.ConnectException.class)
+                || causedBy(failure, java.nio.channels.ClosedChannelException.class)
+                || causedBy(failure, io.r2dbc.pool.ConnectionPoolException.class);
+    }
+
+    private static String describe(JacksonException json) {
+        if (json.getMessage() != null && json.getMessage().startsWith("Duplicate ")) {
+            return "The request body has a duplicate key";
+        }
+        if (json.getLocation() != null && json.getLocation().getLineNr() > 0) {
+            return "The request body is not valid JSON (line " + json.getLocation().getLineNr() + ", column "
+                    + json.getLocation().getColumnNr() + ")";
+        }
+        return "The request body is not valid JSON";
+    }
+
+    private static String path(JacksonException json) {
+        StringBuilder out = new StringBuilder();
+        for (JacksonException.Reference ref : json.getPath()) {
+            if (ref.getPropertyName() != null) {
+                if (!out.isEmpty()) {
+                    out.append('.');
+                }
+                out.append(ref.getPropertyName());
+            } else if (ref.getIndex() >= 0) {
+                out.append('[').append(ref.getIndex()).append(']');
+            }
+        }
+        return out.toString();
+    }
+
+    /** A field name echoed back: printable ASCII only, 64 characters at most. */
+    private static String safe(String text) {
+        String printable = text == null ? "" : text.replaceAll("[^\\x20-\\x7E]", "?");
+        return printable.length() > 64 ? printable.substring(0, 64) + "..." : printable;
+    }
+
+    static boolean causedBy(Throwable failure, Class<? extends Throwable> type) {
+        return find(failure, type) != null;
+    }
+
+    /** Walks the cause chain, bounded: a cyclic or absurdly deep chain cannot loop forever. */
+    static <T extends Throwable> T find(Throwable failure, Class<T> type) {
+        Throwable current = failure;
+        for (int depth = 0; current != null && depth < 32; depth++) {
+            if (type.isInstance(current)) {
+                return type.cast(current);
+            }
+            current = current.getCause();
+        }
+        return null;
+    }
+}

@@ -1,0 +1,17 @@
+package io.paystream.transfer;
+
+/**
+ * How concurrent movements on one account are kept apart.
+ *
+ * <ul>
+ * <li>{@code PESSIMISTIC} (default): lock the accounts' rows in ascending id order, then read and
+ * write at READ COMMITTED. Contending movements queue on the lock; none is wasted.</li>
+ * <li>{@code OPTIMISTIC}: take no row locks; run at SERIALIZABLE and let PostgreSQL detect a
+ * conflicting concurrent movement (40001), or the chain's unique version catch it (23505), and retry.
+ * Cheaper when movements rarely touch the same accounts; wasteful on hot ones.</li>
+ * </ul>
+ */
+enum ConcurrencyMode {
+    PESSIMISTIC,
+    OPTIMISTIC
+}

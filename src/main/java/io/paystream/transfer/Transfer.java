@@ -1,0 +1,15 @@
+package io.paystream.transfer;
+
+import java.time.Instant;
+import java.util.Map;
+import java.util.UUID;
+
+/**
+ * A posted money movement, as the API shows it. For a deposit {@code fromAccountId} is the
+ * currency's system account (the outside world); for a withdrawal {@code toAccountId} is.
+ */
+record Transfer(UUID id, String type, String status, UUID fromAccountId, UUID toAccountId, long amount,
+        String currency, String description, Map<String, String> metadata, Instant createdAt) {
+
+    static final String POSTED = "posted";
+}
