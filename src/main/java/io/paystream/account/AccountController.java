@@ -52,7 +52,7 @@ class AccountController {
             return accounts.balanceAsOf(id, parseInstant(asOf)).switchIfEmpty(notFound(id));
         }
         return accounts.find(id)
-                .map(a -> new Balance(a.id(), a.currency(), a.balance(), a.version(),
+                .map(a -> new Balance(a.id(), a.currency(), a.balance(), a.held(), a.available(), a.version(),
                         a.updatedAt() != null ? a.updatedAt() : a.createdAt()))
                 .switchIfEmpty(notFound(id));
     }

@@ -37,27 +37,27 @@ class AccountRepository {
 
     private static final String FIND = """
             SELECT a.id, a.currency, a.name, a.kind, a.metadata, a.created_at,
-                   b.balance, b.version, b.created_at AS updated_at
+                   b.balance, b.held, b.version, b.created_at AS updated_at
               FROM accounts a
               LEFT JOIN LATERAL (
-                   SELECT balance, version, created_at FROM balances
+                   SELECT balance, held, version, created_at FROM balances
                     WHERE account_id = a.id ORDER BY version DESC LIMIT 1) b ON true
              WHERE a.id = :id
             """;
 
     /** created_at never decreases along a chain (the ledger enforces it), so time order is version order. */
     private static final String BALANCE_AS_OF = """
-            SELECT a.id, a.currency, b.balance, b.version, b.created_at AS updated_at
+            SELECT a.id, a.currency, b.balance, b.held, b.version, b.created_at AS updated_at
               FROM accounts a
               LEFT JOIN LATERAL (
-                   SELECT balance, version, created_at FROM balances
+                   SELECT balance, held, version, created_at FROM balances
                     WHERE account_id = a.id AND created_at <= :asOf
                     ORDER BY created_at DESC, version DESC LIMIT 1) b ON true
              WHERE a.id = :id
             """;
 
     private static final String ENTRIES = """
-            SELECT version, transaction_id, delta, balance, created_at
+            SELECT version, transaction_id, hold_id, delta, balance, held_delta, held, created_at
               FROM balances
              WHERE account_id = :id AND version < :beforeVersion
              ORDER BY version DESC
@@ -80,7 +80,7 @@ class AccountRepository {
                 .bind("metadata", json.writeValueAsString(metadata))
                 .map(row -> new Account(row.get("id", UUID.class), row.get("currency", String.class),
                         row.get("name", String.class), row.get("kind", String.class), metadata(row),
-                        row.get("created_at", Instant.class), 0, 0, null))
+                        row.get("created_at", Instant.class), 0, 0, 0, 0, null))
                 .one();
     }
 
@@ -88,7 +88,8 @@ class AccountRepository {
         return db.sql(FIND).bind("id", id)
                 .map(row -> new Account(row.get("id", UUID.class), row.get("currency", String.class),
                         row.get("name", String.class), row.get("kind", String.class), metadata(row),
-                        row.get("created_at", Instant.class), longOrZero(row, "balance"), longOrZero(row, "version"),
+                        row.get("created_at", Instant.class), longOrZero(row, "balance"), longOrZero(row, "held"),
+                        longOrZero(row, "balance") - longOrZero(row, "held"), longOrZero(row, "version"),
                         row.get("updated_at", Instant.class)))
                 .one();
     }
@@ -96,14 +97,17 @@ class AccountRepository {
     Mono<Balance> balanceAsOf(UUID id, Instant asOf) {
         return db.sql(BALANCE_AS_OF).bind("id", id).bind("asOf", asOf)
                 .map(row -> new Balance(row.get("id", UUID.class), row.get("currency", String.class),
-                        longOrZero(row, "balance"), longOrZero(row, "version"), row.get("updated_at", Instant.class)))
+                        longOrZero(row, "balance"), longOrZero(row, "held"),
+                        longOrZero(row, "balance") - longOrZero(row, "held"), longOrZero(row, "version"),
+                        row.get("updated_at", Instant.class)))
                 .one();
     }
 
     Flux<Entry> entries(UUID id, long beforeVersion, int limit) {
         return db.sql(ENTRIES).bind("id", id).bind("beforeVersion", beforeVersion).bind("limit", limit)
                 .map(row -> new Entry(row.get("version", Long.class), row.get("transaction_id", UUID.class),
-                        row.get("delta", Long.class), row.get("balance", Long.class), row.get("created_at", Instant.class)))
+                        row.get("hold_id", UUID.class), row.get("delta", Long.class), row.get("balance", Long.class),
+                        row.get("held_delta", Long.class), row.get("held", Long.class), row.get("created_at", Instant.class)))
                 .all();
     }
 

@@ -3,6 +3,10 @@ package io.paystream.account;
 import java.time.Instant;
 import java.util.UUID;
 
-/** An account's balance at its latest version, or at the version current at some instant. */
-record Balance(UUID accountId, String currency, long balance, long version, Instant updatedAt) {
+/**
+ * An account's balance at its latest version, or at the version current at some instant.
+ * {@code available = balance - held}.
+ */
+record Balance(UUID accountId, String currency, long balance, long held, long available, long version,
+        Instant updatedAt) {
 }

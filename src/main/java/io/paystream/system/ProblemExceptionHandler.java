@@ -24,7 +24,7 @@ import tools.jackson.databind.json.JsonMapper;
  */
 @Component
 @Order(-2)
-class ProblemExceptionHandler implements WebExceptionHandler {
+public class ProblemExceptionHandler implements WebExceptionHandler {
 
     private static final Logger log = LoggerFactory.getLogger(ProblemExceptionHandler.class);
 
@@ -60,19 +60,23 @@ class ProblemExceptionHandler implements WebExceptionHandler {
         if (failure instanceof MethodNotAllowedException notAllowed) {
             headers.setAllow(notAllowed.getSupportedMethods());
         }
-        byte[] body = jsonMapper.writeValueAsBytes(body(problem, exchange));
+        byte[] body = jsonMapper.writeValueAsBytes(body(problem, exchange.getRequest().getPath().value()));
         DataBuffer buffer = response.bufferFactory().wrap(body);
         return response.writeWith(Mono.just(buffer));
     }
 
-    static Map<String, Object> body(ApiException problem, ServerWebExchange exchange) {
+    /** The problem+json body of a refusal; also what an idempotency key stores for a refused request. */
+    public static Map<String, Object> body(ApiException problem, String instancePath) {
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("type", problem.problem().type().toString());
         body.put("title", problem.problem().title());
         body.put("status", problem.problem().status().value());
         body.put("detail", problem.getMessage());
-        body.put("instance", exchange.getRequest().getPath().value());
+        body.put("instance", instancePath);
         body.put("code", problem.problem().code());
+        if (problem.item() != null) {
+            body.put("item", problem.item());
+        }
         if (!problem.errors().isEmpty()) {
             body.put("errors", problem.errors());
         }

@@ -1,13 +1,18 @@
 package io.paystream.transfer;
 
 import java.time.Instant;
-import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.function.Supplier;
 
+import io.paystream.idempotency.IdempotencyKey;
+import io.paystream.idempotency.IdempotencyKeys;
+import io.paystream.idempotency.StoredResponse;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import io.paystream.system.ProblemExceptionHandler;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.r2dbc.core.DatabaseClient.GenericExecuteSpec;
 import org.springframework.stereotype.Service;
@@ -22,31 +27,34 @@ import tools.jackson.databind.json.JsonMapper;
 /**
  * How money moves. Read this class top to bottom.
  *
- * <p>Every movement (transfer, deposit, withdrawal) is one database transaction, run by a
- * {@link TransactionalOperator}:
+ * <p>Every money movement (transfer, deposit, withdrawal, hold, capture, void, batch, reversal) is
+ * one database transaction, run by {@link #run}:
  * <ol>
- * <li><b>Lock</b> the account rows it touches with {@code SELECT ... FOR NO KEY UPDATE}, in ascending
- * id order, in one statement. One order for everyone means crossing movements (A to B while B to A)
- * queue instead of deadlocking. {@code FOR NO KEY UPDATE}, not {@code FOR UPDATE}: the movement never
- * changes an account's key, and the weaker lock does not block the foreign-key checks
- * ({@code FOR KEY SHARE}) of concurrent inserts that merely reference the account.</li>
- * <li><b>Check and write</b> in one statement: read the head of each account's balance chain, check
- * funds and limits, insert the transaction row and one balance row per side. It returns the verdict,
- * so a refusal costs no extra round trip.</li>
- * <li><b>Commit</b>. A deferred trigger checks, at commit, that the transaction is balanced (one debit
- * of -amount, one credit of +amount).</li>
+ * <li><b>Claim the idempotency key</b>: a second request with the same key while this one is in
+ * flight gets 409; one that already completed gets its stored response back, byte for byte.</li>
+ * <li><b>Lock</b> the account rows the movement touches with {@code SELECT ... FOR NO KEY UPDATE}, in
+ * ascending id order, in one statement ({@link #lockAccounts}). One order for everyone means crossing
+ * movements (A to B while B to A) queue instead of deadlocking. {@code FOR NO KEY UPDATE}, not
+ * {@code FOR UPDATE}: a movement never changes an account's key, and the weaker lock does not block
+ * the foreign-key checks ({@code FOR KEY SHARE}) of concurrent inserts that merely reference it.</li>
+ * <li><b>Check and write</b> in one statement ({@link #post}): read the head of each account's
+ * balance chain, check funds and limits, and insert the transaction row and one balance row per side
+ * only if allowed. It returns the verdict, so a refusal costs no extra round trip.</li>
+ * <li><b>Record the response</b> with the idempotency key, then <b>commit</b>. A deferred trigger
+ * checks at commit that each transaction is balanced (one debit of -amount, one credit of +amount).</li>
  * </ol>
  *
  * <p>Isolation is chosen per mode, on purpose. Pessimistic runs at READ COMMITTED: every statement
- * takes a fresh snapshot, so the read in step 2 sees everything committed by whoever held the lock
- * before us. (Under REPEATABLE READ or SERIALIZABLE the snapshot would be taken by the lock statement
- * itself, before its lock wait, and the head read after the wait could be stale.) Optimistic takes no
- * locks and runs at SERIALIZABLE: PostgreSQL turns a conflicting concurrent movement into 40001. In
- * both modes the chain's {@code UNIQUE(account_id, version)} is the backstop: a stale head can only
+ * takes a fresh snapshot, so the read in step 3 sees everything committed by whoever held the lock
+ * before us. (Under REPEATABLE READ or SERIALIZABLE the snapshot would be taken by the first
+ * statement, before the lock wait, and the head read after the wait could be stale.) Optimistic takes
+ * no locks and runs at SERIALIZABLE: PostgreSQL turns a conflicting concurrent movement into 40001.
+ * In both modes the chain's {@code UNIQUE(account_id, version)} is the backstop: a stale head can only
  * ever produce a duplicate version, which is refused (23505) and retried, never a wrong balance.
  *
- * <p>The whole unit, not a statement inside it, is retried on 40001, 40P01 and a taken chain
- * version ({@link LedgerRetry}). Each attempt is a new transaction; a failed one is rolled back.
+ * <p>The whole unit, not a statement inside it, is retried on 40001, 40P01 and the unique keys that
+ * mean "lost a race" ({@link LedgerRetry}). Each attempt is a new transaction; a failed one is rolled
+ * back whole.
  */
 @Service
 class Ledger {
@@ -61,7 +69,7 @@ class Ledger {
     static final long MAX_BALANCE_MAGNITUDE = 1_000_000_000_000_000_000L;
 
     /**
-     * Step 1. The accounts a movement names, plus, for a deposit or withdrawal, its currency's system
+     * Step 2. The accounts a movement names, plus, for a deposit or withdrawal, its currency's system
      * account. ORDER BY id happens below the row locking, so the rows are locked in ascending id
      * order. The optimistic mode runs the same read without the locking clause.
      */
@@ -71,35 +79,38 @@ class Ledger {
              WHERE id = ANY(:ids) OR (:withWorld AND kind = 'system' AND currency = :currency)
              ORDER BY id""";
 
-    private static final String LOCK_CLAUSE = "\n   FOR NO KEY UPDATE";
+    static final String LOCK_CLAUSE = "\n   FOR NO KEY UPDATE";
 
     /**
-     * Step 2, in one round trip: read both chain heads, decide, and (only if allowed) insert the
-     * transaction and its two balance rows. The final SELECT returns the verdict either way.
+     * Step 3, in one round trip: read both chain heads, decide, and (only if allowed) insert the
+     * transaction and its two balance rows, plus a capture's hold outcome. The final SELECT returns
+     * the verdict either way. {@code available = balance - held}; a capture releases its hold
+     * ({@code debitHeldDelta < 0}) in the same balance row that pays it.
      */
     private static final String CHECK_AND_POST = """
-            WITH sides (account_id, delta) AS (
-                VALUES (CAST(:debit AS uuid), -CAST(:amount AS bigint)),
-                       (CAST(:credit AS uuid), CAST(:amount AS bigint))
+            WITH sides (account_id, delta, held_delta) AS (
+                VALUES (CAST(:debit AS uuid), -CAST(:amount AS bigint), CAST(:debitHeldDelta AS bigint)),
+                       (CAST(:credit AS uuid), CAST(:amount AS bigint), CAST(0 AS bigint))
             ),
             head AS (
                 -- The latest link of each chain: one backward probe of the (account_id, version) key,
                 -- the same cost with ten entries as with ten million.
-                SELECT s.account_id, s.delta,
+                SELECT s.account_id, s.delta, s.held_delta,
                        coalesce(b.version, 0) AS version,
                        coalesce(b.balance, 0) AS balance,
+                       coalesce(b.held, 0) AS held,
                        b.created_at
                   FROM sides s
                   LEFT JOIN LATERAL (
-                       SELECT version, balance, created_at
+                       SELECT version, balance, held, created_at
                          FROM balances
                         WHERE account_id = s.account_id
                         ORDER BY version DESC
                         LIMIT 1) b ON true
             ),
             verdict AS (
-                SELECT (SELECT balance FROM head WHERE account_id = :debit) >= :amount OR :debitMayGoNegative
-                           AS funded,
+                SELECT (SELECT h.balance + h.delta - h.held - h.held_delta >= 0 FROM head h WHERE h.account_id = :debit)
+                           OR :debitMayGoNegative AS funded,
                        CAST(:dailyDepositLimit AS bigint) IS NULL
                            OR (SELECT coalesce(sum(t.amount), 0)
                                  FROM transactions t
@@ -115,17 +126,26 @@ class Ledger {
             ),
             tx AS (
                 INSERT INTO transactions (type, debit_account_id, credit_account_id, amount, currency,
-                                          description, metadata, created_at)
-                SELECT :type, :debit, :credit, :amount, :currency, :description, CAST(:metadata AS jsonb), v.at
+                                          description, metadata, reversal_of, hold_id, created_at)
+                SELECT :type, :debit, :credit, :amount, :currency, :description, CAST(:metadata AS jsonb),
+                       CAST(:reversalOf AS uuid), CAST(:holdId AS uuid), v.at
                   FROM verdict v
                  WHERE v.funded AND v.within_deposit_limit AND v.within_bounds
                 RETURNING id, created_at
             ),
             entries AS (
-                INSERT INTO balances (account_id, version, delta, balance, currency, transaction_id, created_at)
-                SELECT h.account_id, h.version + 1, h.delta, h.balance + h.delta, :currency, tx.id, tx.created_at
+                INSERT INTO balances (account_id, version, delta, balance, held_delta, held, currency,
+                                      transaction_id, hold_id, created_at)
+                SELECT h.account_id, h.version + 1, h.delta, h.balance + h.delta, h.held_delta, h.held + h.held_delta,
+                       :currency, tx.id, CASE WHEN h.held_delta <> 0 THEN CAST(:holdId AS uuid) END, tx.created_at
                   FROM head h CROSS JOIN tx
                 RETURNING account_id
+            ),
+            outcome AS (
+                INSERT INTO hold_events (hold_id, status, captured_amount, transaction_id, created_at)
+                SELECT CAST(:holdId AS uuid), 'posted', :amount, tx.id, tx.created_at
+                  FROM tx
+                 WHERE CAST(:holdId AS uuid) IS NOT NULL
             )
             SELECT v.funded, v.within_deposit_limit, v.within_bounds, tx.id, tx.created_at,
                    (SELECT count(*) FROM entries) AS entry_count
@@ -134,16 +154,19 @@ class Ledger {
     private final DatabaseClient db;
     private final JsonMapper json;
     private final LedgerProperties properties;
+    private final IdempotencyKeys idempotencyKeys;
     private final TransactionalOperator transactions;
     private final String selectAccounts;
     private final RetryBackoffSpec retry;
+    private final boolean pessimistic;
 
     Ledger(DatabaseClient db, JsonMapper json, ReactiveTransactionManager transactionManager,
-            LedgerProperties properties) {
+            LedgerProperties properties, IdempotencyKeys idempotencyKeys) {
         this.db = db;
         this.json = json;
         this.properties = properties;
-        boolean pessimistic = properties.concurrencyMode() == ConcurrencyMode.PESSIMISTIC;
+        this.idempotencyKeys = idempotencyKeys;
+        this.pessimistic = properties.concurrencyMode() == ConcurrencyMode.PESSIMISTIC;
         DefaultTransactionDefinition definition = new DefaultTransactionDefinition();
         definition.setIsolationLevel(pessimistic
                 ? TransactionDefinition.ISOLATION_READ_COMMITTED
@@ -154,68 +177,74 @@ class Ledger {
         this.retry = LedgerRetry.spec(properties.retry());
     }
 
-    /** A movement as a client asked for it. {@code null} on one side means the outside world. */
-    record Movement(MovementType type, UUID fromAccountId, UUID toAccountId, long amount, String currency,
-            String description, Map<String, String> metadata) {
+    /** What a unit of work answers: a status, a Location (or null) and a body to send as JSON. */
+    record Reply(int status, String location, Object body) {
     }
 
-    /** Moves the money, or refuses with an {@link ApiException}; never both, never half. */
-    Mono<Transfer> move(Movement movement) {
-        if (movement.fromAccountId() != null && movement.fromAccountId().equals(movement.toAccountId())) {
-            return Mono.error(new ApiException(Problem.SAME_ACCOUNT, "A transfer needs two different accounts"));
-        }
+    // Step 1, and the frame around all steps -------------------------------------------------
+
+    /**
+     * Runs one unit of work as one transaction, retried whole, guarded by an idempotency key.
+     *
+     * <p>A refusal about the request (404, 409 hold_not_pending, 422) is an answer like any other: it
+     * is stored with the key and the transaction commits, so a replay is refused the same way, even
+     * after the account has been funded. Every unit refuses before it writes anything to the ledger,
+     * so committing a refusal commits only the key.
+     */
+    Mono<StoredResponse> run(IdempotencyKey key, String path, Supplier<Mono<Reply>> work) {
         // defer: every retry builds a fresh unit and so runs in a fresh transaction.
-        return Mono.defer(() -> transactions.transactional(attempt(movement))
+        return Mono.defer(() -> transactions.transactional(idempotencyKeys.claim(key)
+                                .switchIfEmpty(Mono.defer(() -> execute(key, path, work))))
                         .timeout(properties.attemptTimeout()))
                 .retryWhen(retry);
     }
 
-    private Mono<Transfer> attempt(Movement movement) {
-        return lockAccounts(movement)
-                .map(accounts -> sides(movement, accounts))
-                .flatMap(sides -> checkAndPost(movement, sides));
+    /** Runs one unit of work that answers no client (the hold expiry sweeper), with the same frame. */
+    <T> Mono<T> runInternal(Supplier<Mono<T>> work) {
+        return Mono.defer(() -> transactions.transactional(work.get()).timeout(properties.attemptTimeout()))
+                .retryWhen(retry);
     }
 
-    // Step 1 -----------------------------------------------------------------------------------
+    private Mono<StoredResponse> execute(IdempotencyKey key, String path, Supplier<Mono<Reply>> work) {
+        return work.get()
+                .map(reply -> StoredResponse.of(reply.status(), reply.location(), json.writeValueAsBytes(reply.body())))
+                .onErrorResume(ApiException.class, refusal -> refusal.isStoredWithIdempotencyKey()
+                        ? Mono.just(StoredResponse.of(refusal.problem().status().value(), null,
+                                json.writeValueAsBytes(ProblemExceptionHandler.body(refusal, path))))
+                        : Mono.error(refusal))
+                .flatMap(response -> idempotencyKeys.record(key, response).thenReturn(response));
+    }
 
-    private record AccountRow(UUID id, String currency, String kind, boolean allowNegative) {
+    boolean isPessimistic() {
+        return pessimistic;
+    }
+
+    // Step 2 -----------------------------------------------------------------------------------
+
+    record AccountRow(UUID id, String currency, String kind, boolean allowNegative) {
 
         boolean isSystem() {
             return "system".equals(kind);
         }
     }
 
-    private Mono<List<AccountRow>> lockAccounts(Movement movement) {
-        List<UUID> named = new ArrayList<>(2);
-        if (movement.fromAccountId() != null) {
-            named.add(movement.fromAccountId());
-        }
-        if (movement.toAccountId() != null) {
-            named.add(movement.toAccountId());
-        }
+    /**
+     * Locks (pessimistic) or reads (optimistic) the named accounts, and the system account of
+     * {@code worldCurrency} if it is not null, in ascending id order.
+     */
+    Mono<List<AccountRow>> lockAccounts(Collection<UUID> ids, String worldCurrency) {
         return db.sql(selectAccounts)
-                .bind("ids", named.toArray(UUID[]::new))
-                .bind("withWorld", movement.type() != MovementType.TRANSFER)
-                .bind("currency", movement.currency())
+                .bind("ids", ids.toArray(UUID[]::new))
+                .bind("withWorld", worldCurrency != null)
+                .bind("currency", worldCurrency == null ? "" : worldCurrency)
                 .map(row -> new AccountRow(row.get("id", UUID.class), row.get("currency", String.class),
                         row.get("kind", String.class), Boolean.TRUE.equals(row.get("allow_negative", Boolean.class))))
                 .all()
                 .collectList();
     }
 
-    /** The two sides of the movement, once the accounts are known to exist and to fit it. */
-    private record Sides(AccountRow debit, AccountRow credit) {
-    }
-
-    private static Sides sides(Movement movement, List<AccountRow> accounts) {
-        AccountRow from = movement.fromAccountId() == null ? world(movement, accounts)
-                : userAccount(movement.fromAccountId(), movement.currency(), accounts);
-        AccountRow to = movement.toAccountId() == null ? world(movement, accounts)
-                : userAccount(movement.toAccountId(), movement.currency(), accounts);
-        return new Sides(from, to);
-    }
-
-    private static AccountRow userAccount(UUID id, String currency, List<AccountRow> accounts) {
+    /** The named user account among the locked ones, checked to fit a movement in {@code currency}. */
+    static AccountRow userAccount(UUID id, String currency, List<AccountRow> accounts) {
         AccountRow account = accounts.stream().filter(a -> a.id().equals(id)).findFirst()
                 .orElseThrow(() -> new ApiException(Problem.ACCOUNT_NOT_FOUND, "No account " + id));
         if (account.isSystem()) {
@@ -230,29 +259,44 @@ class Ledger {
     }
 
     /** The currency's system account: it exists as soon as any account in that currency does. */
-    private static AccountRow world(Movement movement, List<AccountRow> accounts) {
-        return accounts.stream().filter(a -> a.isSystem() && a.currency().equals(movement.currency())).findFirst()
-                .orElseThrow(() -> new IllegalStateException("no system account for " + movement.currency()));
+    static AccountRow world(String currency, List<AccountRow> accounts) {
+        return accounts.stream().filter(a -> a.isSystem() && a.currency().equals(currency)).findFirst()
+                .orElseThrow(() -> new IllegalStateException("no system account for " + currency));
     }
 
-    // Step 2 -----------------------------------------------------------------------------------
+    // Step 3 -----------------------------------------------------------------------------------
 
-    private Mono<Transfer> checkAndPost(Movement movement, Sides sides) {
-        Long depositLimit = movement.type() == MovementType.DEPOSIT ? properties.dailyDepositLimitOrNull() : null;
-        Map<String, String> metadata = movement.metadata() == null ? Map.of() : movement.metadata();
+    /**
+     * One posting: money from {@code debit} to {@code credit}. {@code debitHeldDelta} is 0, or minus
+     * the hold a capture releases ({@code holdId} then names it); {@code reversalOf} names the
+     * transfer a reversal mirrors.
+     */
+    record Posting(MovementType type, AccountRow debit, AccountRow credit, long amount, String currency,
+            String description, Map<String, String> metadata, long debitHeldDelta, UUID holdId, UUID reversalOf) {
+
+        static Posting of(MovementType type, AccountRow debit, AccountRow credit, long amount, String currency,
+                String description, Map<String, String> metadata) {
+            return new Posting(type, debit, credit, amount, currency, description, metadata, 0, null, null);
+        }
+    }
+
+    Mono<Transfer> post(Posting posting) {
+        Long depositLimit = posting.type() == MovementType.DEPOSIT ? properties.dailyDepositLimitOrNull() : null;
+        Map<String, String> metadata = posting.metadata() == null ? Map.of() : posting.metadata();
         GenericExecuteSpec statement = db.sql(CHECK_AND_POST)
-                .bind("type", movement.type().sql())
-                .bind("debit", sides.debit().id())
-                .bind("credit", sides.credit().id())
-                .bind("amount", movement.amount())
-                .bind("currency", movement.currency())
-                .bind("debitMayGoNegative", sides.debit().allowNegative())
+                .bind("type", posting.type().sql())
+                .bind("debit", posting.debit().id())
+                .bind("credit", posting.credit().id())
+                .bind("amount", posting.amount())
+                .bind("currency", posting.currency())
+                .bind("debitMayGoNegative", posting.debit().allowNegative())
+                .bind("debitHeldDelta", posting.debitHeldDelta())
                 .bind("maxBalance", MAX_BALANCE_MAGNITUDE)
                 .bind("metadata", json.writeValueAsString(metadata));
-        statement = depositLimit == null ? statement.bindNull("dailyDepositLimit", Long.class)
-                : statement.bind("dailyDepositLimit", depositLimit);
-        statement = movement.description() == null ? statement.bindNull("description", String.class)
-                : statement.bind("description", movement.description());
+        statement = bindOrNull(statement, "dailyDepositLimit", depositLimit, Long.class);
+        statement = bindOrNull(statement, "description", posting.description(), String.class);
+        statement = bindOrNull(statement, "reversalOf", posting.reversalOf(), UUID.class);
+        statement = bindOrNull(statement, "holdId", posting.holdId(), UUID.class);
         return statement
                 .map(row -> new Verdict(Boolean.TRUE.equals(row.get("funded", Boolean.class)),
                         Boolean.TRUE.equals(row.get("within_deposit_limit", Boolean.class)),
@@ -260,17 +304,20 @@ class Ledger {
                         row.get("id", UUID.class), row.get("created_at", Instant.class),
                         row.get("entry_count", Long.class)))
                 .one()
-                .map(verdict -> toTransfer(movement, sides, metadata, verdict));
+                .map(verdict -> toTransfer(posting, metadata, verdict));
+    }
+
+    static <T> GenericExecuteSpec bindOrNull(GenericExecuteSpec statement, String name, T value, Class<T> type) {
+        return value == null ? statement.bindNull(name, type) : statement.bind(name, value);
     }
 
     private record Verdict(boolean funded, boolean withinDepositLimit, boolean withinBounds, UUID transactionId,
             Instant createdAt, Long entryCount) {
     }
 
-    private static Transfer toTransfer(Movement movement, Sides sides, Map<String, String> metadata, Verdict verdict) {
+    private static Transfer toTransfer(Posting posting, Map<String, String> metadata, Verdict verdict) {
         if (!verdict.funded()) {
-            throw new ApiException(Problem.INSUFFICIENT_FUNDS,
-                    "Account " + sides.debit().id() + " has insufficient funds for " + movement.amount());
+            throw insufficientFunds(posting.debit().id(), posting.amount());
         }
         if (!verdict.withinDepositLimit()) {
             throw new ApiException(Problem.DEPOSIT_LIMIT_EXCEEDED,
@@ -284,8 +331,13 @@ class Ledger {
         if (verdict.transactionId() == null || verdict.entryCount() == null || verdict.entryCount() != 2) {
             throw new IllegalStateException("posting wrote " + verdict.entryCount() + " balance rows, expected 2");
         }
-        return new Transfer(verdict.transactionId(), movement.type().sql(), Transfer.POSTED, sides.debit().id(),
-                sides.credit().id(), movement.amount(), movement.currency(), movement.description(), metadata,
-                verdict.createdAt());
+        return new Transfer(verdict.transactionId(), posting.type().sql(), Transfer.POSTED, posting.debit().id(),
+                posting.credit().id(), posting.amount(), posting.currency(), posting.description(), metadata,
+                posting.reversalOf(), posting.holdId(), verdict.createdAt());
+    }
+
+    static ApiException insufficientFunds(UUID account, long amount) {
+        return new ApiException(Problem.INSUFFICIENT_FUNDS,
+                "Account " + account + " has insufficient available funds for " + amount);
     }
 }

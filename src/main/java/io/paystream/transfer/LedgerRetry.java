@@ -28,11 +28,19 @@ final class LedgerRetry {
     static final String UNIQUE_VIOLATION = "23505";
 
     /**
-     * The chain's UNIQUE(account_id, version): two movements read the same head of an account's chain
-     * and both tried to append version n+1. The loser read a stale head; running it again reads the
-     * new one. Any other unique violation is not a race and is not retried.
+     * Unique keys whose violation means "lost a race", so that running the unit again gives the right
+     * answer. Any other unique violation is not a race and is not retried.
+     * <ul>
+     * <li>the chain's UNIQUE(account_id, version): two movements read the same head of an account's
+     * chain and both tried to append version n+1; the loser read a stale head;</li>
+     * <li>a hold's one outcome: a capture, void or expiry lost to another; run again, it sees the
+     * outcome and answers 409;</li>
+     * <li>an idempotency key recorded by a twin request in the instant before ours claimed it; run
+     * again, ours finds the stored response and replays it.</li>
+     * </ul>
      */
-    static final String CHAIN_VERSION_CONSTRAINT = "balances_account_version_key";
+    static final Set<String> RACE_CONSTRAINTS = Set.of("balances_account_version_key", "hold_events_one_outcome",
+            "idempotency_keys_pkey");
 
     /** Bounded walk: a cyclic or absurdly deep cause chain cannot loop forever. */
     private static final int MAX_CAUSE_DEPTH = 32;
@@ -44,7 +52,7 @@ final class LedgerRetry {
 
     static boolean isLostRace(Throwable failure) {
         return sqlState(failure).map(state -> RACE_STATES.contains(state)
-                || (UNIQUE_VIOLATION.equals(state) && CHAIN_VERSION_CONSTRAINT.equals(constraint(failure))))
+                || (UNIQUE_VIOLATION.equals(state) && RACE_CONSTRAINTS.contains(constraint(failure))))
                 .orElse(false);
     }
 

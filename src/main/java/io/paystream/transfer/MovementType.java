@@ -4,7 +4,8 @@ package io.paystream.transfer;
 enum MovementType {
     TRANSFER,
     DEPOSIT,
-    WITHDRAWAL;
+    WITHDRAWAL,
+    REVERSAL;
 
     String sql() {
         return name().toLowerCase(java.util.Locale.ROOT);

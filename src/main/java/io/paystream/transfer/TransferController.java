@@ -1,60 +1,92 @@
 package io.paystream.transfer;
 
-import java.net.URI;
 import java.util.UUID;
 
+import io.paystream.idempotency.IdempotencyKey;
+import io.paystream.idempotency.IdempotencyKeys;
+import io.paystream.idempotency.StoredResponse;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
+import org.springframework.http.server.reactive.ServerHttpRequest;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
 import org.springframework.web.bind.annotation.RequestBody;
+import org.springframework.web.bind.annotation.RequestHeader;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Mono;
 
-/** The HTTP face of the {@link Ledger}: transfers between accounts, deposits and withdrawals. */
+/**
+ * The HTTP face of the ledger: transfers, deposits, withdrawals, reversals and batches. Every POST
+ * moves money and so needs an {@code Idempotency-Key}; it runs as one {@link Ledger#run} unit.
+ */
 @RestController
 class TransferController {
 
     private final Ledger ledger;
-    private final TransferRepository transfers;
+    private final Transfers transfers;
+    private final TransferRepository repository;
+    private final IdempotencyKeys keys;
 
-    TransferController(Ledger ledger, TransferRepository transfers) {
+    TransferController(Ledger ledger, Transfers transfers, TransferRepository repository, IdempotencyKeys keys) {
         this.ledger = ledger;
         this.transfers = transfers;
+        this.repository = repository;
+        this.keys = keys;
     }
 
     @PostMapping(path = "/v1/transfers", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
-    Mono<ResponseEntity<Transfer>> transfer(@Valid @RequestBody TransferRequest request) {
-        return created(ledger.move(new Ledger.Movement(MovementType.TRANSFER, request.fromAccountId(),
-                request.toAccountId(), request.amount(), request.currency(), request.description(), request.metadata())));
+    Mono<ResponseEntity<byte[]>> transfer(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
+            @Valid @RequestBody TransferRequest request, ServerHttpRequest http) {
+        return created(key, http, request, () -> transfers.transfer(request));
     }
 
     @GetMapping(path = "/v1/transfers/{id}", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<Transfer> get(@PathVariable UUID id) {
-        return transfers.find(id)
+        return repository.find(id)
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.TRANSFER_NOT_FOUND, "No transfer " + id)));
     }
 
     @PostMapping(path = "/v1/accounts/{id}/deposits", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
-    Mono<ResponseEntity<Transfer>> deposit(@PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request) {
-        return created(ledger.move(new Ledger.Movement(MovementType.DEPOSIT, null, id, request.amount(),
-                request.currency(), request.description(), request.metadata())));
+    Mono<ResponseEntity<byte[]>> deposit(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
+            @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http) {
+        return created(key, http, request, () -> transfers.external(MovementType.DEPOSIT, id, request));
     }
 
     @PostMapping(path = "/v1/accounts/{id}/withdrawals", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
-    Mono<ResponseEntity<Transfer>> withdraw(@PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request) {
-        return created(ledger.move(new Ledger.Movement(MovementType.WITHDRAWAL, id, null, request.amount(),
-                request.currency(), request.description(), request.metadata())));
+    Mono<ResponseEntity<byte[]>> withdraw(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
+            @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http) {
+        return created(key, http, request, () -> transfers.external(MovementType.WITHDRAWAL, id, request));
     }
 
-    private static Mono<ResponseEntity<Transfer>> created(Mono<Transfer> movement) {
-        return movement.map(t -> ResponseEntity.created(URI.create("/v1/transfers/" + t.id())).body(t));
+    @PostMapping(path = "/v1/transfers/{id}/reversals", produces = MediaType.APPLICATION_JSON_VALUE)
+    Mono<ResponseEntity<byte[]>> reverse(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
+            @PathVariable UUID id, @Valid @RequestBody(required = false) ReversalRequest request, ServerHttpRequest http) {
+        ReversalRequest reversal = request == null ? new ReversalRequest(null) : request;
+        return created(key, http, reversal, () -> transfers.reverse(id, reversal));
+    }
+
+    @PostMapping(path = "/v1/transfer-batches", consumes = MediaType.APPLICATION_JSON_VALUE,
+            produces = MediaType.APPLICATION_JSON_VALUE)
+    Mono<ResponseEntity<byte[]>> batch(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
+            @Valid @RequestBody BatchRequest request, ServerHttpRequest http) {
+        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request);
+        return ledger.run(idempotencyKey, http.getPath().value(),
+                        () -> transfers.batch(request).map(batch -> new Ledger.Reply(201, null, batch)))
+                .map(StoredResponse::toResponseEntity);
+    }
+
+    private Mono<ResponseEntity<byte[]>> created(String key, ServerHttpRequest http, Object request,
+            java.util.function.Supplier<Mono<Transfer>> work) {
+        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request);
+        return ledger.run(idempotencyKey, http.getPath().value(),
+                        () -> work.get().map(t -> new Ledger.Reply(201, "/v1/transfers/" + t.id(), t)))
+                .map(StoredResponse::toResponseEntity);
     }
 }

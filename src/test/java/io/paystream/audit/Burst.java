@@ -26,7 +26,12 @@ public final class Burst {
         this.client = WebClient.builder().baseUrl("http://127.0.0.1:" + port).build();
     }
 
-    public record Call(String path, Object body) {
+    /** One POST. Every money-moving POST needs an Idempotency-Key: a fresh one unless given. */
+    public record Call(String path, Object body, String idempotencyKey) {
+
+        public Call(String path, Object body) {
+            this(path, body, java.util.UUID.randomUUID().toString());
+        }
     }
 
     /** Sends n POSTs with up to {@code concurrency} in flight; returns the responses in request order. */
@@ -37,12 +42,37 @@ public final class Burst {
                 .block(timeout);
     }
 
+    /** Opens an account and answers its id. */
+    public java.util.UUID account(String currency) {
+        HttpResult created = send(new Call("/v1/accounts", Map.of("currency", currency, "name", "test"), null))
+                .block(Duration.ofSeconds(30));
+        if (created.status() != 201) {
+            throw new AssertionError("account not created: " + created);
+        }
+        return java.util.UUID.fromString((String) created.body().get("id"));
+    }
+
+    /** Deposits and fails unless it was applied. */
+    public void deposit(java.util.UUID account, long amount, String currency) {
+        HttpResult result = send(new Call("/v1/accounts/" + account + "/deposits",
+                Map.of("amount", amount, "currency", currency))).block(Duration.ofSeconds(30));
+        if (result.status() != 201) {
+            throw new AssertionError("deposit not applied: " + result);
+        }
+    }
+
     public Mono<HttpResult> send(Call call) {
         return client.post().uri(call.path())
                 .contentType(MediaType.APPLICATION_JSON)
+                .headers(h -> {
+                    if (call.idempotencyKey() != null) {
+                        h.set("Idempotency-Key", call.idempotencyKey());
+                    }
+                })
                 .bodyValue(call.body())
                 .exchangeToMono(response -> response.bodyToMono(JSON)
-                        .map(body -> new HttpResult(response.statusCode().value(), body))
-                        .defaultIfEmpty(new HttpResult(response.statusCode().value(), Map.of())));
+                        .map(body -> new HttpResult(response.statusCode().value(), body,
+                                response.headers().asHttpHeaders().getFirst("Idempotent-Replayed") != null))
+                        .defaultIfEmpty(new HttpResult(response.statusCode().value(), Map.of(), false)));
     }
 }

@@ -38,20 +38,23 @@ public final class LedgerAudit {
         assertThat(unbalancedCurrencies).as("money created or destroyed per currency").isEmpty();
 
         List<Map<String, Object>> negative = rows("""
-                SELECT b.account_id, b.version, b.balance
+                SELECT b.account_id, b.version, b.balance, b.held
                   FROM balances b JOIN accounts a ON a.id = b.account_id
-                 WHERE b.balance < 0 AND NOT a.allow_negative""");
-        assertThat(negative).as("balances below zero on accounts that may not go negative").isEmpty();
+                 WHERE b.held < 0 OR (NOT a.allow_negative AND (b.balance < 0 OR b.balance - b.held < 0))""");
+        assertThat(negative).as("balances (or available balances) below zero where forbidden").isEmpty();
 
-        // Exact chains: versions 1, 2, 3, ... with no gap, and balance = previous balance + delta.
+        // Exact chains: versions 1, 2, 3, ... with no gap, balance = previous balance + delta, and
+        // held = previous held + heldDelta.
         List<Map<String, Object>> brokenLinks = rows("""
                 SELECT account_id, version, balance, delta, previous_balance, position
-                  FROM (SELECT account_id, version, balance, delta,
+                  FROM (SELECT account_id, version, balance, delta, held, held_delta,
                                lag(balance) OVER chain AS previous_balance,
+                               lag(held) OVER chain AS previous_held,
                                row_number() OVER chain AS position
                           FROM balances
                         WINDOW chain AS (PARTITION BY account_id ORDER BY version)) links
-                 WHERE version <> position OR balance <> coalesce(previous_balance, 0) + delta""");
+                 WHERE version <> position OR balance <> coalesce(previous_balance, 0) + delta
+                    OR held <> coalesce(previous_held, 0) + held_delta""");
         assertThat(brokenLinks).as("broken balance chain links").isEmpty();
 
         // Double entry: each transaction has exactly its debit (-amount) and credit (+amount) rows.
@@ -67,8 +70,31 @@ public final class LedgerAudit {
 
         List<Map<String, Object>> orphanRows = rows("""
                 SELECT b.account_id, b.version FROM balances b
-                 WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = b.transaction_id)""");
-        assertThat(orphanRows).as("balance rows without a transaction").isEmpty();
+                 WHERE b.transaction_id IS NULL AND (b.hold_id IS NULL OR b.delta <> 0)""");
+        assertThat(orphanRows).as("balance rows that move money without a transaction").isEmpty();
+
+        // What an account holds is exactly the sum of its holds that have no outcome yet.
+        List<Map<String, Object>> wrongHeld = rows("""
+                SELECT coalesce(heads.account_id, open.account_id) AS account_id, heads.held, open.amount
+                  FROM (SELECT DISTINCT ON (account_id) account_id, held
+                          FROM balances ORDER BY account_id, version DESC) heads
+                  FULL JOIN (SELECT h.debit_account_id AS account_id, sum(h.amount) AS amount
+                               FROM holds h
+                              WHERE NOT EXISTS (SELECT 1 FROM hold_events e WHERE e.hold_id = h.id AND e.status <> 'pending')
+                              GROUP BY h.debit_account_id) open ON open.account_id = heads.account_id
+                 WHERE coalesce(heads.held, 0) <> coalesce(open.amount, 0)""");
+        assertThat(wrongHeld).as("held amounts that do not match the open holds").isEmpty();
+
+        List<Map<String, Object>> badOutcomes = rows("""
+                SELECT h.id FROM holds h
+                 WHERE (SELECT count(*) FROM hold_events e WHERE e.hold_id = h.id AND e.status = 'pending') <> 1
+                    OR (SELECT count(*) FROM hold_events e WHERE e.hold_id = h.id AND e.status <> 'pending') > 1""");
+        assertThat(badOutcomes).as("holds without exactly one pending event and at most one outcome").isEmpty();
+
+        List<Map<String, Object>> overReversed = rows("""
+                SELECT o.id FROM transactions o
+                 WHERE o.amount < (SELECT coalesce(sum(r.amount), 0) FROM transactions r WHERE r.reversal_of = o.id)""");
+        assertThat(overReversed).as("transfers reversed beyond their amount").isEmpty();
     }
 
     /** Every movement a client was told succeeded is in the ledger, once. */

@@ -175,10 +175,14 @@ class TransferApiIntegrationTests {
         problem(postRaw("/v1/accounts", "{\"currency\":\"EUR\",\"name\":\"" + "x".repeat(201) + "\"}"), 400,
                 "validation_failed");
 
-        problem(web.post().uri(path).contentType(MediaType.TEXT_PLAIN).bodyValue("amount=1").exchange(), 415,
-                "unsupported_media_type");
+        problem(web.post().uri(path).contentType(MediaType.TEXT_PLAIN).header("Idempotency-Key", "k1")
+                .bodyValue("amount=1").exchange(), 415, "unsupported_media_type");
+        problem(web.post().uri(path).contentType(MediaType.APPLICATION_JSON).bodyValue("{\"amount\":1,\"currency\":\"EUR\"}")
+                .exchange(), 400, "idempotency_key_required");
+        problem(web.post().uri(path).contentType(MediaType.APPLICATION_JSON).header("Idempotency-Key", "x".repeat(256))
+                .bodyValue("{\"amount\":1,\"currency\":\"EUR\"}").exchange(), 400, "validation_failed");
         problem(web.delete().uri(path).exchange(), 405, "method_not_allowed");
-        problem(postRaw(path, "{\"amount\":1,\"currency\":\"EUR\",\"description\":\"" + "x".repeat(70_000) + "\"}"),
+        problem(postRaw(path, "{\"amount\":1,\"currency\":\"EUR\",\"description\":\"" + "x".repeat(300_000) + "\"}"),
                 413, "payload_too_large");
         assertThat(new LedgerAudit(db).balanceOf(account)).isZero();
     }
@@ -212,11 +216,13 @@ class TransferApiIntegrationTests {
     }
 
     private WebTestClient.ResponseSpec post(String path, Object body) {
-        return web.post().uri(path).contentType(MediaType.APPLICATION_JSON).bodyValue(body).exchange();
+        return web.post().uri(path).contentType(MediaType.APPLICATION_JSON).header("Idempotency-Key", UUID.randomUUID().toString())
+                .bodyValue(body).exchange();
     }
 
     private WebTestClient.ResponseSpec postRaw(String path, String body) {
-        return web.post().uri(path).contentType(MediaType.APPLICATION_JSON).bodyValue(body).exchange();
+        return web.post().uri(path).contentType(MediaType.APPLICATION_JSON).header("Idempotency-Key", UUID.randomUUID().toString())
+                .bodyValue(body).exchange();
     }
 
     /** A problem+json response with the status and code, and no internals in it. */

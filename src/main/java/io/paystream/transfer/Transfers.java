@@ -1,0 +1,163 @@
+package io.paystream.transfer;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+import io.paystream.system.ApiException;
+import io.paystream.system.Problem;
+import org.springframework.stereotype.Service;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The units of work behind the transfer endpoints. Each runs inside {@link Ledger#run}: one
+ * transaction, retried whole, guarded by its idempotency key. Each refuses before it writes.
+ */
+@Service
+class Transfers {
+
+    private final Ledger ledger;
+    private final TransferRepository transfers;
+
+    Transfers(Ledger ledger, TransferRepository transfers) {
+        this.ledger = ledger;
+        this.transfers = transfers;
+    }
+
+    /** Between two user accounts of one currency. */
+    Mono<Transfer> transfer(TransferRequest request) {
+        requireDistinct(request);
+        return ledger.lockAccounts(List.of(request.fromAccountId(), request.toAccountId()), null)
+                .map(accounts -> Ledger.Posting.of(MovementType.TRANSFER,
+                        Ledger.userAccount(request.fromAccountId(), request.currency(), accounts),
+                        Ledger.userAccount(request.toAccountId(), request.currency(), accounts),
+                        request.amount(), request.currency(), request.description(), request.metadata()))
+                .flatMap(ledger::post);
+    }
+
+    /** From the outside world (the currency's system account) into an account, or back out. */
+    Mono<Transfer> external(MovementType type, UUID accountId, ExternalMovementRequest request) {
+        return ledger.lockAccounts(List.of(accountId), request.currency())
+                .map(accounts -> {
+                    Ledger.AccountRow account = Ledger.userAccount(accountId, request.currency(), accounts);
+                    Ledger.AccountRow world = Ledger.world(request.currency(), accounts);
+                    return type == MovementType.DEPOSIT
+                            ? Ledger.Posting.of(type, world, account, request.amount(), request.currency(),
+                                    request.description(), request.metadata())
+                            : Ledger.Posting.of(type, account, world, request.amount(), request.currency(),
+                                    request.description(), request.metadata());
+                })
+                .flatMap(ledger::post);
+    }
+
+    /**
+     * Sends money back along a transfer's path. All reversals of one transfer never exceed it: the
+     * sum so far is read after both accounts are locked, and the database checks it again.
+     */
+    Mono<Transfer> reverse(UUID transferId, ReversalRequest request) {
+        return transfers.find(transferId)
+                .switchIfEmpty(Mono.error(() -> new ApiException(Problem.TRANSFER_NOT_FOUND, "No transfer " + transferId)))
+                .flatMap(original -> {
+                    if (!MovementType.TRANSFER.sql().equals(original.type())) {
+                        return Mono.error(new ApiException(Problem.NOT_REVERSIBLE,
+                                "Only transfers can be reversed; this is a " + original.type()));
+                    }
+                    return ledger.lockAccounts(List.of(original.fromAccountId(), original.toAccountId()), null)
+                            .zipWith(transfers.reversedSoFar(transferId))
+                            .map(locked -> reversal(original, request, locked.getT1(), locked.getT2()));
+                })
+                .flatMap(ledger::post);
+    }
+
+    private static Ledger.Posting reversal(Transfer original, ReversalRequest request, List<Ledger.AccountRow> accounts,
+            long reversedSoFar) {
+        long remaining = original.amount() - reversedSoFar;
+        long amount = request.amount() == null ? remaining : request.amount();
+        if (remaining == 0 || amount > remaining) {
+            throw new ApiException(Problem.REVERSAL_EXCEEDS_ORIGINAL, "Transfer " + original.id() + " has "
+                    + remaining + " left to reverse; " + amount + " asked");
+        }
+        return new Ledger.Posting(MovementType.REVERSAL,
+                Ledger.userAccount(original.toAccountId(), original.currency(), accounts),
+                Ledger.userAccount(original.fromAccountId(), original.currency(), accounts),
+                amount, original.currency(), "Reversal of " + original.id(), Map.of(), 0, null, original.id());
+    }
+
+    /**
+     * All or nothing, in one transaction. The row locks of every account in the batch are taken in one
+     * statement, in one global ascending order, so concurrent overlapping batches queue instead of
+     * deadlocking. The batch is checked in full against the locked heads before anything is written,
+     * so a refusal names its item and leaves nothing behind.
+     */
+    Mono<BatchResult> batch(BatchRequest request) {
+        List<TransferRequest> items = request.transfers();
+        LinkedHashSet<UUID> ids = new LinkedHashSet<>();
+        for (int i = 0; i < items.size(); i++) {
+            try {
+                requireDistinct(items.get(i));
+            } catch (ApiException refusal) {
+                return Mono.error(refusal.forItem(i));
+            }
+            ids.add(items.get(i).fromAccountId());
+            ids.add(items.get(i).toAccountId());
+        }
+        List<UUID> accountIds = List.copyOf(ids);
+        return ledger.lockAccounts(accountIds, null)
+                .map(accounts -> postings(items, accounts))
+                .flatMap(postings -> transfers.heads(accountIds).doOnNext(heads -> check(postings, heads))
+                        .thenMany(Flux.fromIterable(postings).concatMap(ledger::post))
+                        // Checked in full above, the postings cannot be refused; if one is, the check
+                        // and the database disagree: fail the whole batch rather than store a refusal.
+                        .onErrorMap(ApiException.class, e -> new IllegalStateException(
+                                "batch posting refused after its check passed: " + e.problem().code(), e))
+                        .collectList())
+                .map(BatchResult::new);
+    }
+
+    private static List<Ledger.Posting> postings(List<TransferRequest> items, List<Ledger.AccountRow> accounts) {
+        List<Ledger.Posting> postings = new ArrayList<>(items.size());
+        for (int i = 0; i < items.size(); i++) {
+            TransferRequest item = items.get(i);
+            try {
+                postings.add(Ledger.Posting.of(MovementType.TRANSFER,
+                        Ledger.userAccount(item.fromAccountId(), item.currency(), accounts),
+                        Ledger.userAccount(item.toAccountId(), item.currency(), accounts),
+                        item.amount(), item.currency(), item.description(), item.metadata()));
+            } catch (ApiException refusal) {
+                throw refusal.forItem(i);
+            }
+        }
+        return postings;
+    }
+
+    /** Plays the batch forward on the locked heads, in order, as the postings will. */
+    private static void check(List<Ledger.Posting> postings, List<TransferRepository.Head> heads) {
+        Map<UUID, long[]> state = new HashMap<>(); // account -> {balance, held}
+        heads.forEach(h -> state.put(h.accountId(), new long[] {h.balance(), h.held()}));
+        for (int i = 0; i < postings.size(); i++) {
+            Ledger.Posting posting = postings.get(i);
+            long[] debit = state.get(posting.debit().id());
+            long[] credit = state.get(posting.credit().id());
+            if (!posting.debit().allowNegative() && debit[0] - debit[1] < posting.amount()) {
+                throw Ledger.insufficientFunds(posting.debit().id(), posting.amount()).forItem(i);
+            }
+            if (credit[0] + posting.amount() > Ledger.MAX_BALANCE_MAGNITUDE) {
+                throw new ApiException(Problem.BALANCE_LIMIT_EXCEEDED,
+                        "This movement would take a balance beyond " + Ledger.MAX_BALANCE_MAGNITUDE + " minor units")
+                        .forItem(i);
+            }
+            debit[0] -= posting.amount();
+            credit[0] += posting.amount();
+        }
+    }
+
+    private static void requireDistinct(TransferRequest request) {
+        if (request.fromAccountId().equals(request.toAccountId())) {
+            throw new ApiException(Problem.SAME_ACCOUNT, "A transfer needs two different accounts");
+        }
+    }
+}
