@@ -188,3 +188,42 @@ CREATE TRIGGER hold_events_insert_only BEFORE UPDATE OR DELETE ON hold_events
     FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
 CREATE TRIGGER hold_events_no_truncate BEFORE TRUNCATE ON hold_events
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+
+-- Double entry, checked from both ends ---------------------------------------------------------------
+-- The check on transactions (V1) fires when a transaction is inserted. A balance row added later to an
+-- already committed transaction must not slip past it: the same check fires for every balance row
+-- that belongs to a transaction, at commit.
+CREATE FUNCTION balances_check_transaction_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    tx          transactions%ROWTYPE;
+    debit_rows  int;
+    credit_rows int;
+    all_rows    int;
+BEGIN
+    SELECT * INTO tx FROM transactions WHERE id = NEW.transaction_id;
+    SELECT count(*) FILTER (WHERE b.account_id = tx.debit_account_id AND b.delta = -tx.amount),
+           count(*) FILTER (WHERE b.account_id = tx.credit_account_id AND b.delta = tx.amount),
+           count(*)
+      INTO debit_rows, credit_rows, all_rows
+      FROM balances b
+     WHERE b.transaction_id = NEW.transaction_id;
+    IF debit_rows <> 1 OR credit_rows <> 1 OR all_rows <> 2 THEN
+        RAISE EXCEPTION 'transaction % is not balanced', NEW.transaction_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'transactions_balanced';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER balances_check_transaction_balanced AFTER INSERT ON balances
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.transaction_id IS NOT NULL)
+    EXECUTE FUNCTION balances_check_transaction_balanced();
+
+-- Metadata caps: the application allows 4 KiB as jsonb prints it; the database allows twice that, so
+-- the two checks can never disagree on a request the application accepted.
+ALTER TABLE accounts
+    DROP CONSTRAINT accounts_metadata_size,
+    ADD CONSTRAINT accounts_metadata_size CHECK (octet_length(metadata::text) <= 8192);
+ALTER TABLE transactions
+    DROP CONSTRAINT transactions_metadata_size,
+    ADD CONSTRAINT transactions_metadata_size CHECK (octet_length(metadata::text) <= 8192);

@@ -81,12 +81,21 @@ class AccountController {
         return new EntryPage(data, hasMore, next);
     }
 
+    /** Instants PostgreSQL and every client can represent: years 1 to 9999. */
+    private static final Instant EARLIEST = Instant.parse("0001-01-01T00:00:00Z");
+    private static final Instant LATEST = Instant.parse("9999-12-31T23:59:59Z");
+
     private static Instant parseInstant(String text) {
+        Instant instant;
         try {
-            return OffsetDateTime.parse(text).toInstant();
+            instant = OffsetDateTime.parse(text).toInstant();
         } catch (DateTimeParseException e) {
             throw ApiException.invalidField("asOf", "must be an RFC 3339 instant, such as 2026-01-31T12:00:00Z");
         }
+        if (instant.isBefore(EARLIEST) || instant.isAfter(LATEST)) {
+            throw ApiException.invalidField("asOf", "must be between the years 1 and 9999");
+        }
+        return instant;
     }
 
     private static <T> Mono<T> notFound(UUID id) {

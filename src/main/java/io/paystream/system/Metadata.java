@@ -5,7 +5,6 @@ import java.lang.annotation.ElementType;
 import java.lang.annotation.Retention;
 import java.lang.annotation.RetentionPolicy;
 import java.lang.annotation.Target;
-import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
 import jakarta.validation.Constraint;
@@ -17,7 +16,8 @@ import jakarta.validation.Payload;
  * Metadata a client attaches to an account or a movement: a flat JSON object of string values, as in
  * the best-known payment APIs. Small and predictable on purpose: at most {@value #MAX_KEYS} keys of at
  * most {@value #MAX_KEY_CHARS} characters, values of at most {@value #MAX_VALUE_CHARS} characters, and
- * {@value #MAX_BYTES} bytes of UTF-8 in all. The database caps the stored form again (8 KiB).
+ * {@value #MAX_BYTES} bytes as stored (jsonb's printed form). The database caps the stored form again,
+ * at twice that, so the two checks can never disagree on a valid request.
  */
 @Documented
 @Constraint(validatedBy = Metadata.Validator.class)
@@ -47,7 +47,7 @@ public @interface Metadata {
             if (value.size() > MAX_KEYS) {
                 return false;
             }
-            int bytes = 2;
+            int bytes = 2; // {}
             for (Map.Entry<String, String> entry : value.entrySet()) {
                 String key = entry.getKey();
                 String text = entry.getValue();
@@ -55,9 +55,33 @@ public @interface Metadata {
                         || text == null || text.length() > MAX_VALUE_CHARS || !PlainText.Validator.isPlain(text)) {
                     return false;
                 }
-                bytes += key.getBytes(StandardCharsets.UTF_8).length + text.getBytes(StandardCharsets.UTF_8).length + 6;
+                // "key": "value", as PostgreSQL prints jsonb: quotes, colon, comma and their spaces.
+                bytes += jsonStringBytes(key) + jsonStringBytes(text) + 6;
             }
             return bytes <= MAX_BYTES;
+        }
+
+        /** Bytes of a JSON string literal's content as printed: UTF-8, with escapes counted in full. */
+        static int jsonStringBytes(String text) {
+            int bytes = 0;
+            for (int i = 0; i < text.length(); i++) {
+                char c = text.charAt(i);
+                if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f') {
+                    bytes += 2;
+                } else if (c < 0x20) {
+                    bytes += 6;
+                } else if (c < 0x80) {
+                    bytes += 1;
+                } else if (c < 0x800) {
+                    bytes += 2;
+                } else if (Character.isHighSurrogate(c)) {
+                    bytes += 4;
+                    i++;
+                } else {
+                    bytes += 3;
+                }
+            }
+            return bytes;
         }
     }
 }

@@ -12,8 +12,8 @@ import jakarta.validation.ConstraintValidatorContext;
 import jakarta.validation.Payload;
 
 /**
- * Text a person could have typed: no control characters other than tab and newlines, no NUL (which
- * PostgreSQL cannot store), and no unpaired UTF-16 surrogate (which has no UTF-8 encoding, so it
+ * Text a person could have typed: no control characters (C0 or C1) other than tab and newlines, no
+ * NUL (which PostgreSQL cannot store), no bidirectional overrides, and no unpaired UTF-16 surrogate (which has no UTF-8 encoding, so it
  * would be silently changed on the way to the database).
  */
 @Documented
@@ -38,8 +38,11 @@ public @interface PlainText {
         public static boolean isPlain(String value) {
             for (int i = 0; i < value.length(); i++) {
                 char c = value.charAt(i);
-                if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) {
-                    return false;
+                if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || (c >= 0x7F && c <= 0x9F)) {
+                    return false; // C0 and C1 control characters
+                }
+                if ((c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069)) {
+                    return false; // bidirectional overrides and isolates: text that displays unlike it reads
                 }
                 if (Character.isHighSurrogate(c)) {
                     if (i + 1 >= value.length() || !Character.isLowSurrogate(value.charAt(i + 1))) {

@@ -74,7 +74,10 @@ final class Problems {
             }
         }
         if (isDatabaseUnavailable(failure)) {
-            return new ApiException(Problem.DATABASE_UNAVAILABLE, "The ledger is unavailable; nothing was applied. Retry later");
+            // Honest about the one ambiguous case (a connection lost during COMMIT): the client cannot
+            // know whether it was applied, but a retry with the same Idempotency-Key is always safe.
+            return new ApiException(Problem.DATABASE_UNAVAILABLE,
+                    "The ledger is unavailable. Retry later with the same Idempotency-Key: a movement is applied at most once");
         }
         return new ApiException(Problem.INTERNAL_ERROR, "An unexpected error occurred");
     }
@@ -111,8 +114,22 @@ final class Problems {
         return new ApiException(Problem.BAD_REQUEST, "The request cannot be understood");
     }
 
-    /** True for failures that mean "the database cannot serve us now": pool exhausted, connection lost. */
+    /**
+     * True for failures that mean "the database cannot serve us now": pool exhausted, connection lost
+     * or refused, server shutting down or out of resources, a unit past its time. Where the server
+     * answered with a SQLSTATE, the SQLSTATE decides (the driver files SQLSTATEs it does not know
+     * under its "resource" exception classes, so the class alone would misfile a bug as an outage).
+     */
     static boolean isDatabaseUnavailable(Throwable failure) {
+        io.r2dbc.spi.R2dbcException r2dbc = find(failure, io.r2dbc.spi.R2dbcException.class);
+        if (r2dbc != null && r2dbc.getSqlState() != null && !r2dbc.getSqlState().isEmpty()) {
+            String state = r2dbc.getSqlState();
+            return state.startsWith("08") // connection exception
+                    || state.startsWith("53") // insufficient resources (too many connections, ...)
+                    || state.equals("57P01") || state.equals("57P02") || state.equals("57P03") // shutting down
+                    || state.equals("57014") // statement cancelled (statement_timeout)
+                    || state.equals("55P03"); // lock not available (lock_timeout)
+        }
         return causedBy(failure, R2dbcTransientResourceException.class)
                 || causedBy(failure, R2dbcNonTransientResourceException.class)
                 || causedBy(failure, R2dbcTimeoutException.class)

@@ -10,7 +10,7 @@ import reactor.core.publisher.Mono;
 
 /**
  * Refuses a body that announces itself as too large before a byte of it is read. Bodies without a
- * Content-Length (chunked) are bounded by the codecs' {@code spring.codec.max-in-memory-size}, set to
+ * Content-Length (chunked) are bounded by the codecs' {@code spring.http.codecs.max-in-memory-size}, set to
  * the same limit; both become 413.
  */
 @Component
@@ -18,7 +18,7 @@ class RequestSizeFilter implements WebFilter, Ordered {
 
     private final long maxBodyBytes;
 
-    RequestSizeFilter(@Value("${spring.codec.max-in-memory-size}") org.springframework.util.unit.DataSize maxBody) {
+    RequestSizeFilter(@Value("${spring.http.codecs.max-in-memory-size}") org.springframework.util.unit.DataSize maxBody) {
         this.maxBodyBytes = maxBody.toBytes();
     }
 

@@ -139,6 +139,10 @@ class Ledger {
                 SELECT h.account_id, h.version + 1, h.delta, h.balance + h.delta, h.held_delta, h.held + h.held_delta,
                        :currency, tx.id, CASE WHEN h.held_delta <> 0 THEN CAST(:holdId AS uuid) END, tx.created_at
                   FROM head h CROSS JOIN tx
+                 -- Rows go in in ascending account order, so that where two movements wait on each
+                 -- other's uncommitted chain versions (the optimistic mode takes no row locks), they
+                 -- wait in one global order and cannot deadlock.
+                 ORDER BY h.account_id
                 RETURNING account_id
             ),
             outcome AS (
@@ -156,6 +160,7 @@ class Ledger {
     private final LedgerProperties properties;
     private final IdempotencyKeys idempotencyKeys;
     private final TransactionalOperator transactions;
+    private final TransactionalOperator lockingTransactions;
     private final String selectAccounts;
     private final RetryBackoffSpec retry;
     private final boolean pessimistic;
@@ -167,14 +172,18 @@ class Ledger {
         this.properties = properties;
         this.idempotencyKeys = idempotencyKeys;
         this.pessimistic = properties.concurrencyMode() == ConcurrencyMode.PESSIMISTIC;
-        DefaultTransactionDefinition definition = new DefaultTransactionDefinition();
-        definition.setIsolationLevel(pessimistic
-                ? TransactionDefinition.ISOLATION_READ_COMMITTED
-                : TransactionDefinition.ISOLATION_SERIALIZABLE);
-        definition.setName("paystream-movement");
-        this.transactions = TransactionalOperator.create(transactionManager, definition);
+        this.lockingTransactions = operator(transactionManager, TransactionDefinition.ISOLATION_READ_COMMITTED);
+        this.transactions = pessimistic ? lockingTransactions
+                : operator(transactionManager, TransactionDefinition.ISOLATION_SERIALIZABLE);
         this.selectAccounts = pessimistic ? SELECT_ACCOUNTS + LOCK_CLAUSE : SELECT_ACCOUNTS;
         this.retry = LedgerRetry.spec(properties.retry());
+    }
+
+    private static TransactionalOperator operator(ReactiveTransactionManager transactionManager, int isolation) {
+        DefaultTransactionDefinition definition = new DefaultTransactionDefinition();
+        definition.setIsolationLevel(isolation);
+        definition.setName("paystream-movement");
+        return TransactionalOperator.create(transactionManager, definition);
     }
 
     /** What a unit of work answers: a status, a Location (or null) and a body to send as JSON. */
@@ -192,16 +201,32 @@ class Ledger {
      * so committing a refusal commits only the key.
      */
     Mono<StoredResponse> run(IdempotencyKey key, String path, Supplier<Mono<Reply>> work) {
-        // defer: every retry builds a fresh unit and so runs in a fresh transaction.
-        return Mono.defer(() -> transactions.transactional(idempotencyKeys.claim(key)
-                                .switchIfEmpty(Mono.defer(() -> execute(key, path, work))))
-                        .timeout(properties.attemptTimeout()))
+        return run(transactions, key, path, work);
+    }
+
+    /**
+     * As {@link #run}, but always with row locks at READ COMMITTED, whatever the mode. For units that
+     * write many chains in an order set by the client (batches): without locks taken up front in one
+     * global order, their waits on each other's uncommitted chain versions could form cycles.
+     */
+    Mono<StoredResponse> runLocked(IdempotencyKey key, String path, Supplier<Mono<Reply>> work) {
+        return run(lockingTransactions, key, path, work);
+    }
+
+    private Mono<StoredResponse> run(TransactionalOperator operator, IdempotencyKey key, String path,
+            Supplier<Mono<Reply>> work) {
+        // defer: every retry builds a fresh unit and so runs in a fresh transaction. The timeout bounds
+        // the work inside the transaction, not its COMMIT: a unit cut short is rolled back, so a
+        // timeout never hides a committed movement.
+        return Mono.defer(() -> operator.transactional(idempotencyKeys.claim(key)
+                        .switchIfEmpty(Mono.defer(() -> execute(key, path, work)))
+                        .timeout(properties.attemptTimeout())))
                 .retryWhen(retry);
     }
 
     /** Runs one unit of work that answers no client (the hold expiry sweeper), with the same frame. */
     <T> Mono<T> runInternal(Supplier<Mono<T>> work) {
-        return Mono.defer(() -> transactions.transactional(work.get()).timeout(properties.attemptTimeout()))
+        return Mono.defer(() -> transactions.transactional(Mono.defer(work).timeout(properties.attemptTimeout())))
                 .retryWhen(retry);
     }
 
@@ -233,7 +258,16 @@ class Ledger {
      * {@code worldCurrency} if it is not null, in ascending id order.
      */
     Mono<List<AccountRow>> lockAccounts(Collection<UUID> ids, String worldCurrency) {
-        return db.sql(selectAccounts)
+        return selectAccounts(selectAccounts, ids, worldCurrency);
+    }
+
+    /** Locks the named accounts in ascending id order, whatever the mode (for {@link #runLocked}). */
+    Mono<List<AccountRow>> lockAccountsAlways(Collection<UUID> ids) {
+        return selectAccounts(SELECT_ACCOUNTS + LOCK_CLAUSE, ids, null);
+    }
+
+    private Mono<List<AccountRow>> selectAccounts(String sql, Collection<UUID> ids, String worldCurrency) {
+        return db.sql(sql)
                 .bind("ids", ids.toArray(UUID[]::new))
                 .bind("withWorld", worldCurrency != null)
                 .bind("currency", worldCurrency == null ? "" : worldCurrency)

@@ -77,7 +77,7 @@ class TransferController {
     Mono<ResponseEntity<byte[]>> batch(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody BatchRequest request, ServerHttpRequest http) {
         IdempotencyKey idempotencyKey = keys.keyOf(key, http, request);
-        return ledger.run(idempotencyKey, http.getPath().value(),
+        return ledger.runLocked(idempotencyKey, http.getPath().value(),
                         () -> transfers.batch(request).map(batch -> new Ledger.Reply(201, null, batch)))
                 .map(StoredResponse::toResponseEntity);
     }

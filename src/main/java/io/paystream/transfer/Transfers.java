@@ -88,9 +88,9 @@ class Transfers {
     }
 
     /**
-     * All or nothing, in one transaction. The row locks of every account in the batch are taken in one
-     * statement, in one global ascending order, so concurrent overlapping batches queue instead of
-     * deadlocking. The batch is checked in full against the locked heads before anything is written,
+     * All or nothing, in one transaction (run with {@link Ledger#runLocked}). The row locks of every
+     * account in the batch are taken in one statement, in one global ascending order, in both modes,
+     * so concurrent overlapping batches queue instead of deadlocking. The batch is checked in full against the locked heads before anything is written,
      * so a refusal names its item and leaves nothing behind.
      */
     Mono<BatchResult> batch(BatchRequest request) {
@@ -106,14 +106,15 @@ class Transfers {
             ids.add(items.get(i).toAccountId());
         }
         List<UUID> accountIds = List.copyOf(ids);
-        return ledger.lockAccounts(accountIds, null)
+        return ledger.lockAccountsAlways(accountIds)
                 .map(accounts -> postings(items, accounts))
                 .flatMap(postings -> transfers.heads(accountIds).doOnNext(heads -> check(postings, heads))
-                        .thenMany(Flux.fromIterable(postings).concatMap(ledger::post))
-                        // Checked in full above, the postings cannot be refused; if one is, the check
-                        // and the database disagree: fail the whole batch rather than store a refusal.
-                        .onErrorMap(ApiException.class, e -> new IllegalStateException(
-                                "batch posting refused after its check passed: " + e.problem().code(), e))
+                        .thenMany(Flux.fromIterable(postings).concatMap(ledger::post)
+                                // Checked in full above, the postings cannot be refused; if one is, the
+                                // check and the database disagree: fail the whole batch (rolled back)
+                                // rather than store a refusal after some of it was written.
+                                .onErrorMap(ApiException.class, e -> new IllegalStateException(
+                                        "batch posting refused after its check passed: " + e.problem().code(), e)))
                         .collectList())
                 .map(BatchResult::new);
     }

@@ -61,6 +61,11 @@ public final class Burst {
         }
     }
 
+    /** GETs a JSON object; fails unless 200. */
+    public Map<String, Object> get(String path) {
+        return client.get().uri(path).retrieve().bodyToMono(JSON).block(Duration.ofSeconds(30));
+    }
+
     public Mono<HttpResult> send(Call call) {
         return client.post().uri(call.path())
                 .contentType(MediaType.APPLICATION_JSON)

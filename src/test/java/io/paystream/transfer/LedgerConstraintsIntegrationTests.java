@@ -101,6 +101,14 @@ class LedgerConstraintsIntegrationTests {
     }
 
     @Test
+    void aBalanceRowCannotBeAddedToACommittedTransaction() {
+        UUID tx = db.sql("SELECT transaction_id FROM balances WHERE account_id = :id AND version = 1").bind("id", alice)
+                .map(row -> row.get("transaction_id", UUID.class)).one().block(TIMEOUT);
+        // Money from nowhere, booked against a transaction that is already balanced.
+        refused(insertBalance(alice, 2, 1_000_000, 1_000_100, "EUR", tx), "23514");
+    }
+
+    @Test
     void currenciesCannotMix() {
         UUID tx = UUID.randomUUID();
         refused(insertTx(tx, alice, usd, 10, "EUR"), "23503");
