@@ -7,11 +7,13 @@ import java.time.format.DateTimeParseException;
 import java.util.List;
 import java.util.UUID;
 
+import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
+import org.springframework.security.core.annotation.AuthenticationPrincipal;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
@@ -25,7 +27,7 @@ import reactor.core.publisher.Mono;
 @RequestMapping(path = "/v1/accounts", produces = MediaType.APPLICATION_JSON_VALUE)
 class AccountController {
 
-    /** Entries per page: a page is one index range scan, so a client cannot make a read unbounded. */
+    /** Rows per page: a page is one index range scan, so a client cannot make a read unbounded. */
     static final int ENTRIES_PAGE_MAX = 200;
     static final int ENTRIES_PAGE_DEFAULT = 50;
 
@@ -36,22 +38,38 @@ class AccountController {
     }
 
     @PostMapping(consumes = MediaType.APPLICATION_JSON_VALUE)
-    Mono<ResponseEntity<Account>> create(@Valid @RequestBody CreateAccountRequest request) {
-        return accounts.create(request)
+    Mono<ResponseEntity<Account>> create(@Valid @RequestBody CreateAccountRequest request,
+            @AuthenticationPrincipal Caller caller) {
+        return accounts.create(request, caller)
                 .map(account -> ResponseEntity.created(URI.create("/v1/accounts/" + account.id())).body(account));
     }
 
+    /** The caller's accounts (an admin's: all), in id order; {@code after} is the last id of the previous page. */
+    @GetMapping
+    Mono<AccountPage> list(@RequestParam(required = false) Integer limit, @RequestParam(required = false) UUID after,
+            @AuthenticationPrincipal Caller caller) {
+        int pageSize = pageSize(limit);
+        return accounts.list(caller, after == null ? new UUID(0, 0) : after, pageSize + 1)
+                .collectList()
+                .map(rows -> {
+                    boolean hasMore = rows.size() > pageSize;
+                    List<Account> data = hasMore ? rows.subList(0, pageSize) : rows;
+                    return new AccountPage(data, hasMore, hasMore ? data.get(data.size() - 1).id().toString() : null);
+                });
+    }
+
     @GetMapping("/{id}")
-    Mono<Account> get(@PathVariable UUID id) {
-        return accounts.find(id).switchIfEmpty(notFound(id));
+    Mono<Account> get(@PathVariable UUID id, @AuthenticationPrincipal Caller caller) {
+        return accounts.find(id, caller).switchIfEmpty(notFound(id));
     }
 
     @GetMapping("/{id}/balance")
-    Mono<Balance> balance(@PathVariable UUID id, @RequestParam(required = false) String asOf) {
+    Mono<Balance> balance(@PathVariable UUID id, @RequestParam(required = false) String asOf,
+            @AuthenticationPrincipal Caller caller) {
         if (asOf != null) {
-            return accounts.balanceAsOf(id, parseInstant(asOf)).switchIfEmpty(notFound(id));
+            return accounts.balanceAsOf(id, parseInstant(asOf), caller).switchIfEmpty(notFound(id));
         }
-        return accounts.find(id)
+        return accounts.find(id, caller)
                 .map(a -> new Balance(a.id(), a.currency(), a.balance(), a.held(), a.available(), a.version(),
                         a.updatedAt() != null ? a.updatedAt() : a.createdAt()))
                 .switchIfEmpty(notFound(id));
@@ -59,19 +77,24 @@ class AccountController {
 
     @GetMapping("/{id}/entries")
     Mono<EntryPage> entries(@PathVariable UUID id, @RequestParam(required = false) Integer limit,
-            @RequestParam(required = false) Long after) {
-        int pageSize = limit == null ? ENTRIES_PAGE_DEFAULT : limit;
-        if (pageSize < 1 || pageSize > ENTRIES_PAGE_MAX) {
-            return Mono.error(ApiException.invalidField("limit", "must be between 1 and " + ENTRIES_PAGE_MAX));
-        }
+            @RequestParam(required = false) Long after, @AuthenticationPrincipal Caller caller) {
+        int pageSize = pageSize(limit);
         if (after != null && after < 1) {
             return Mono.error(ApiException.invalidField("after", "must be a cursor from a previous page"));
         }
         long beforeVersion = after == null ? Long.MAX_VALUE : after;
-        return accounts.find(id).switchIfEmpty(notFound(id))
+        return accounts.find(id, caller).switchIfEmpty(notFound(id))
                 // One extra row tells whether another page exists without a count over the history.
                 .flatMap(account -> accounts.entries(id, beforeVersion, pageSize + 1).collectList())
                 .map(rows -> page(rows, pageSize));
+    }
+
+    private static int pageSize(Integer limit) {
+        int pageSize = limit == null ? ENTRIES_PAGE_DEFAULT : limit;
+        if (pageSize < 1 || pageSize > ENTRIES_PAGE_MAX) {
+            throw ApiException.invalidField("limit", "must be between 1 and " + ENTRIES_PAGE_MAX);
+        }
+        return pageSize;
     }
 
     private static EntryPage page(List<Entry> rows, int pageSize) {

@@ -13,7 +13,7 @@ import io.paystream.system.Problem;
  * SHA-256 over the method, the path and the canonical body (the parsed request serialized with
  * sorted keys, so whitespace and key order do not make two equal requests differ).
  *
- * @param scope who sent it: keys of different callers never meet ("" until authentication exists)
+ * @param scope who sent it (the client's id): keys of different callers never meet
  * @param key the header's value: 1 to 255 printable ASCII characters
  * @param fingerprint 32 bytes of SHA-256
  */

@@ -2,6 +2,7 @@ package io.paystream.idempotency;
 
 import java.security.MessageDigest;
 
+import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import org.springframework.http.server.reactive.ServerHttpRequest;
@@ -48,14 +49,15 @@ public class IdempotencyKeys {
         this.canonicalJson = json.rebuild().enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS).build();
     }
 
-    /** The key a request names, fingerprinted by method, path and its parsed body (null: none). */
-    public IdempotencyKey keyOf(String header, ServerHttpRequest request, Object parsedBody) {
+    /**
+     * The key a request names, fingerprinted by method, path and its parsed body (null: none), in the
+     * caller's scope: two clients using the same key never see each other's responses.
+     */
+    public IdempotencyKey keyOf(String header, ServerHttpRequest request, Object parsedBody, Caller caller) {
         byte[] body = parsedBody == null ? new byte[0] : canonicalJson.writeValueAsBytes(parsedBody);
-        return IdempotencyKey.of(GLOBAL_SCOPE, header, request.getMethod().name(), request.getPath().value(), body);
+        return IdempotencyKey.of(caller.clientId().toString(), header, request.getMethod().name(),
+                request.getPath().value(), body);
     }
-
-    /** Until requests are authenticated, every caller shares one scope. */
-    static final String GLOBAL_SCOPE = "";
 
     /** What to do with a request: run it (empty), or answer with what it got the first time. */
     public Mono<StoredResponse> claim(IdempotencyKey key) {

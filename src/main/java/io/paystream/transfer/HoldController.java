@@ -5,12 +5,14 @@ import java.util.UUID;
 import io.paystream.idempotency.IdempotencyKey;
 import io.paystream.idempotency.IdempotencyKeys;
 import io.paystream.idempotency.StoredResponse;
+import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
 import org.springframework.http.server.reactive.ServerHttpRequest;
+import org.springframework.security.core.annotation.AuthenticationPrincipal;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
@@ -36,31 +38,32 @@ class HoldController {
     @PostMapping(path = "/v1/holds", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> place(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @Valid @RequestBody HoldRequest request, ServerHttpRequest http) {
-        return ledger.run(keys.keyOf(key, http, request), http.getPath().value(),
-                        () -> holds.place(request).map(hold -> new Ledger.Reply(201, "/v1/holds/" + hold.id(), hold)))
+            @Valid @RequestBody HoldRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
+        return ledger.run(keys.keyOf(key, http, request, caller), http.getPath().value(),
+                        () -> holds.place(request, caller).map(hold -> new Ledger.Reply(201, "/v1/holds/" + hold.id(), hold)))
                 .map(StoredResponse::toResponseEntity);
     }
 
     @PostMapping(path = "/v1/holds/{id}/capture", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> capture(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @PathVariable UUID id, @Valid @RequestBody(required = false) CaptureRequest request, ServerHttpRequest http) {
+            @PathVariable UUID id, @Valid @RequestBody(required = false) CaptureRequest request, ServerHttpRequest http,
+            @AuthenticationPrincipal Caller caller) {
         CaptureRequest capture = request == null ? new CaptureRequest(null) : request;
-        return ledger.run(keys.keyOf(key, http, capture), http.getPath().value(),
-                        () -> holds.capture(id, capture).map(hold -> new Ledger.Reply(200, null, hold)))
+        return ledger.run(keys.keyOf(key, http, capture, caller), http.getPath().value(),
+                        () -> holds.capture(id, capture, caller).map(hold -> new Ledger.Reply(200, null, hold)))
                 .map(StoredResponse::toResponseEntity);
     }
 
     @PostMapping(path = "/v1/holds/{id}/void", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> voidHold(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @PathVariable UUID id, ServerHttpRequest http) {
-        return ledger.run(keys.keyOf(key, http, null), http.getPath().value(),
-                        () -> holds.voidHold(id).map(hold -> new Ledger.Reply(200, null, hold)))
+            @PathVariable UUID id, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
+        return ledger.run(keys.keyOf(key, http, null, caller), http.getPath().value(),
+                        () -> holds.voidHold(id, caller).map(hold -> new Ledger.Reply(200, null, hold)))
                 .map(StoredResponse::toResponseEntity);
     }
 
     @GetMapping(path = "/v1/holds/{id}", produces = MediaType.APPLICATION_JSON_VALUE)
-    Mono<Hold> get(@PathVariable UUID id) {
-        return holds.find(id).switchIfEmpty(Mono.error(() -> new ApiException(Problem.HOLD_NOT_FOUND, "No hold " + id)));
+    Mono<Hold> get(@PathVariable UUID id, @AuthenticationPrincipal Caller caller) {
+        return holds.find(id, caller).switchIfEmpty(Mono.error(() -> new ApiException(Problem.HOLD_NOT_FOUND, "No hold " + id)));
     }
 }

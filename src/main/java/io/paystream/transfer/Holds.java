@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 
+import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import io.r2dbc.spi.Readable;
@@ -32,8 +33,14 @@ class Holds {
     private static final TypeReference<Map<String, String>> METADATA = new TypeReference<>() {
     };
 
-    private static final String HOLD_COLUMNS = """
-            id, debit_account_id, credit_account_id, amount, currency, description, metadata, expires_at, created_at""";
+    /** A hold and the owners of its two accounts (who may see it; the source's owner may settle it). */
+    private static final String SELECT_HOLD = """
+            SELECT h.id, h.debit_account_id, h.credit_account_id, h.amount, h.currency, h.description, h.metadata,
+                   h.expires_at, h.created_at,
+                   (SELECT a.owner_id FROM accounts a WHERE a.id = h.debit_account_id) AS debit_owner,
+                   (SELECT a.owner_id FROM accounts a WHERE a.id = h.credit_account_id) AS credit_owner
+              FROM holds h
+             WHERE h.id = :id""";
 
     private static final String PLACE = """
             WITH head AS (
@@ -89,7 +96,6 @@ class Holds {
             )
             SELECT o.created_at, (SELECT count(*) FROM entry) AS entry_count FROM outcome o""";
 
-    private static final String SELECT_HOLD = "SELECT " + HOLD_COLUMNS + " FROM holds WHERE id = :id";
 
     /** Read in its own statement after the hold's row lock, so it sees an outcome committed before. */
     private static final String OUTCOME = """
@@ -124,7 +130,7 @@ class Holds {
         this.maxExpiry = maxExpiry;
     }
 
-    Mono<Hold> place(HoldRequest request) {
+    Mono<Hold> place(HoldRequest request, Caller caller) {
         if (request.fromAccountId().equals(request.toAccountId())) {
             return Mono.error(new ApiException(Problem.SAME_ACCOUNT, "A hold needs two different accounts"));
         }
@@ -137,8 +143,8 @@ class Holds {
         Map<String, String> metadata = request.metadata() == null ? Map.of() : request.metadata();
         return ledger.lockAccounts(List.of(request.fromAccountId(), request.toAccountId()), null)
                 .flatMap(accounts -> {
-                    Ledger.AccountRow debit = Ledger.userAccount(request.fromAccountId(), request.currency(), accounts);
-                    Ledger.userAccount(request.toAccountId(), request.currency(), accounts);
+                    Ledger.AccountRow debit = Ledger.debitAccount(request.fromAccountId(), request.currency(), accounts, caller);
+                    Ledger.creditAccount(request.toAccountId(), request.currency(), accounts, caller);
                     DatabaseClient.GenericExecuteSpec place = db.sql(PLACE)
                             .bind("debit", debit.id())
                             .bind("credit", request.toAccountId())
@@ -170,8 +176,8 @@ class Holds {
     }
 
     /** Posts {@code amount} (all of the hold if null) and releases the rest. */
-    Mono<Hold> capture(UUID holdId, CaptureRequest request) {
-        return pendingHold(holdId).flatMap(hold -> {
+    Mono<Hold> capture(UUID holdId, CaptureRequest request, Caller caller) {
+        return pendingHold(holdId, caller).flatMap(hold -> {
             long amount = request.amount() == null ? hold.amount() : request.amount();
             if (amount > hold.amount()) {
                 return Mono.error(new ApiException(Problem.CAPTURE_EXCEEDS_HOLD,
@@ -179,16 +185,16 @@ class Holds {
             }
             return ledger.lockAccounts(List.of(hold.fromAccountId(), hold.toAccountId()), null)
                     .map(accounts -> new Ledger.Posting(MovementType.TRANSFER,
-                            Ledger.userAccount(hold.fromAccountId(), hold.currency(), accounts),
-                            Ledger.userAccount(hold.toAccountId(), hold.currency(), accounts),
+                            Ledger.debitAccount(hold.fromAccountId(), hold.currency(), accounts, caller),
+                            Ledger.creditAccount(hold.toAccountId(), hold.currency(), accounts, caller),
                             amount, hold.currency(), hold.description(), hold.metadata(), -hold.amount(), holdId, null))
                     .flatMap(ledger::post)
                     .map(transfer -> withOutcome(hold, Hold.POSTED, amount, transfer.id(), transfer.createdAt()));
         });
     }
 
-    Mono<Hold> voidHold(UUID holdId) {
-        return pendingHold(holdId).flatMap(hold -> release(hold, Hold.VOIDED));
+    Mono<Hold> voidHold(UUID holdId, Caller caller) {
+        return pendingHold(holdId, caller).flatMap(hold -> release(hold, Hold.VOIDED));
     }
 
     /**
@@ -200,22 +206,31 @@ class Holds {
                 .map(row -> row.get("id", UUID.class))
                 .one()
                 .flatMap(id -> lockedHold(id, false))
+                .map(HoldRow::hold)
                 .flatMap(hold -> outcome(hold.id()).hasElement()
                         .flatMap(settled -> settled ? Mono.just(true) : release(hold, Hold.EXPIRED).thenReturn(true)))
                 .defaultIfEmpty(false));
     }
 
-    Mono<Hold> find(UUID holdId) {
-        return db.sql(SELECT_HOLD).bind("id", holdId).map(this::hold).one()
+    /** A hold, if the caller may see it: an admin, or the owner of either account. */
+    Mono<Hold> find(UUID holdId, Caller caller) {
+        return lockedHold(holdId, false)
+                .filter(row -> caller.owns(row.debitOwner()) || caller.owns(row.creditOwner()))
+                .map(HoldRow::hold)
                 .flatMap(hold -> outcome(holdId).map(o -> withOutcome(hold, o.status(), o.capturedAmount(),
                         o.transactionId(), o.createdAt())).defaultIfEmpty(hold));
     }
 
     // ---------------------------------------------------------------------------------------------
 
-    /** Locks the hold and checks it is still pending: not settled and not past its expiry. */
-    private Mono<Hold> pendingHold(UUID holdId) {
+    /**
+     * Locks the hold and checks the caller may settle it (it owns the source account; to anyone else
+     * the hold does not exist) and that it is still pending: not settled and not past its expiry.
+     */
+    private Mono<Hold> pendingHold(UUID holdId, Caller caller) {
         return lockedHold(holdId, ledger.isPessimistic())
+                .filter(row -> caller.owns(row.debitOwner()))
+                .map(HoldRow::hold)
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.HOLD_NOT_FOUND, "No hold " + holdId)))
                 .flatMap(hold -> outcome(holdId)
                         .flatMap(o -> Mono.<Hold>error(new ApiException(Problem.HOLD_NOT_PENDING,
@@ -225,8 +240,13 @@ class Holds {
                                         "Hold " + holdId + " expired at " + hold.expiresAt())))));
     }
 
-    private Mono<Hold> lockedHold(UUID holdId, boolean lock) {
-        return db.sql(lock ? SELECT_HOLD + Ledger.LOCK_CLAUSE : SELECT_HOLD).bind("id", holdId).map(this::hold).one();
+    private record HoldRow(Hold hold, UUID debitOwner, UUID creditOwner) {
+    }
+
+    private Mono<HoldRow> lockedHold(UUID holdId, boolean lock) {
+        return db.sql(lock ? SELECT_HOLD + Ledger.LOCK_CLAUSE : SELECT_HOLD).bind("id", holdId)
+                .map(row -> new HoldRow(hold(row), row.get("debit_owner", UUID.class), row.get("credit_owner", UUID.class)))
+                .one();
     }
 
     private Mono<Hold> release(Hold hold, String status) {

@@ -10,6 +10,7 @@ import java.util.function.Supplier;
 import io.paystream.idempotency.IdempotencyKey;
 import io.paystream.idempotency.IdempotencyKeys;
 import io.paystream.idempotency.StoredResponse;
+import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import io.paystream.system.ProblemExceptionHandler;
@@ -74,7 +75,7 @@ class Ledger {
      * order. The optimistic mode runs the same read without the locking clause.
      */
     private static final String SELECT_ACCOUNTS = """
-            SELECT id, currency, kind, allow_negative
+            SELECT id, currency, kind, allow_negative, owner_id
               FROM accounts
              WHERE id = ANY(:ids) OR (:withWorld AND kind = 'system' AND currency = :currency)
              ORDER BY id""";
@@ -246,7 +247,7 @@ class Ledger {
 
     // Step 2 -----------------------------------------------------------------------------------
 
-    record AccountRow(UUID id, String currency, String kind, boolean allowNegative) {
+    record AccountRow(UUID id, String currency, String kind, boolean allowNegative, UUID ownerId) {
 
         boolean isSystem() {
             return "system".equals(kind);
@@ -272,15 +273,42 @@ class Ledger {
                 .bind("withWorld", worldCurrency != null)
                 .bind("currency", worldCurrency == null ? "" : worldCurrency)
                 .map(row -> new AccountRow(row.get("id", UUID.class), row.get("currency", String.class),
-                        row.get("kind", String.class), Boolean.TRUE.equals(row.get("allow_negative", Boolean.class))))
+                        row.get("kind", String.class), Boolean.TRUE.equals(row.get("allow_negative", Boolean.class)),
+                        row.get("owner_id", UUID.class)))
                 .all()
                 .collectList();
     }
 
-    /** The named user account among the locked ones, checked to fit a movement in {@code currency}. */
-    static AccountRow userAccount(UUID id, String currency, List<AccountRow> accounts) {
+    /**
+     * The account a movement debits: the caller's own (an admin's: any), checked to fit a movement in
+     * {@code currency}. Someone else's account answers exactly as a missing one does.
+     */
+    static AccountRow debitAccount(UUID id, String currency, List<AccountRow> accounts, Caller caller) {
+        AccountRow account = accounts.stream().filter(a -> a.id().equals(id) && caller.owns(a.ownerId())).findFirst()
+                .orElseThrow(() -> accountNotFound(id));
+        return userAccount(account, currency);
+    }
+
+    /**
+     * The account a movement credits: any user account of the same currency (paying someone). A client
+     * learns nothing about an account it does not own: missing, of another currency or a system
+     * account, it answers 404 all the same.
+     */
+    static AccountRow creditAccount(UUID id, String currency, List<AccountRow> accounts, Caller caller) {
         AccountRow account = accounts.stream().filter(a -> a.id().equals(id)).findFirst()
-                .orElseThrow(() -> new ApiException(Problem.ACCOUNT_NOT_FOUND, "No account " + id));
+                .orElseThrow(() -> accountNotFound(id));
+        if (!caller.owns(account.ownerId()) && (account.isSystem() || !account.currency().equals(currency))) {
+            throw accountNotFound(id);
+        }
+        return userAccount(account, currency);
+    }
+
+    static ApiException accountNotFound(UUID id) {
+        return new ApiException(Problem.ACCOUNT_NOT_FOUND, "No account " + id);
+    }
+
+    private static AccountRow userAccount(AccountRow account, String currency) {
+        UUID id = account.id();
         if (account.isSystem()) {
             throw new ApiException(Problem.SYSTEM_ACCOUNT_NOT_ALLOWED,
                     "Account " + id + " is a system account; money reaches it only through deposits and withdrawals");

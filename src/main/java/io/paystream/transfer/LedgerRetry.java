@@ -52,8 +52,12 @@ final class LedgerRetry {
 
     static boolean isLostRace(Throwable failure) {
         return sqlState(failure).map(state -> RACE_STATES.contains(state)
-                || (UNIQUE_VIOLATION.equals(state) && RACE_CONSTRAINTS.contains(constraint(failure))))
+                || (UNIQUE_VIOLATION.equals(state) && isRaceConstraint(constraint(failure))))
                 .orElse(false);
+    }
+
+    private static boolean isRaceConstraint(String constraint) {
+        return constraint != null && RACE_CONSTRAINTS.contains(constraint); // Set.of refuses null lookups
     }
 
     /** The first SQLSTATE along the cause chain. */

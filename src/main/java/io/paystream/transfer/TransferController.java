@@ -5,12 +5,14 @@ import java.util.UUID;
 import io.paystream.idempotency.IdempotencyKey;
 import io.paystream.idempotency.IdempotencyKeys;
 import io.paystream.idempotency.StoredResponse;
+import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
 import org.springframework.http.server.reactive.ServerHttpRequest;
+import org.springframework.security.core.annotation.AuthenticationPrincipal;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PathVariable;
 import org.springframework.web.bind.annotation.PostMapping;
@@ -41,50 +43,54 @@ class TransferController {
     @PostMapping(path = "/v1/transfers", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> transfer(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @Valid @RequestBody TransferRequest request, ServerHttpRequest http) {
-        return created(key, http, request, () -> transfers.transfer(request));
+            @Valid @RequestBody TransferRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
+        return created(key, http, request, caller, () -> transfers.transfer(request, caller));
     }
 
     @GetMapping(path = "/v1/transfers/{id}", produces = MediaType.APPLICATION_JSON_VALUE)
-    Mono<Transfer> get(@PathVariable UUID id) {
-        return repository.find(id)
+    Mono<Transfer> get(@PathVariable UUID id, @AuthenticationPrincipal Caller caller) {
+        return repository.find(id, caller)
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.TRANSFER_NOT_FOUND, "No transfer " + id)));
     }
 
     @PostMapping(path = "/v1/accounts/{id}/deposits", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> deposit(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http) {
-        return created(key, http, request, () -> transfers.external(MovementType.DEPOSIT, id, request));
+            @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
+            @AuthenticationPrincipal Caller caller) {
+        return created(key, http, request, caller, () -> transfers.external(MovementType.DEPOSIT, id, request, caller));
     }
 
     @PostMapping(path = "/v1/accounts/{id}/withdrawals", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> withdraw(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http) {
-        return created(key, http, request, () -> transfers.external(MovementType.WITHDRAWAL, id, request));
+            @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
+            @AuthenticationPrincipal Caller caller) {
+        return created(key, http, request, caller,
+                () -> transfers.external(MovementType.WITHDRAWAL, id, request, caller));
     }
 
     @PostMapping(path = "/v1/transfers/{id}/reversals", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> reverse(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @PathVariable UUID id, @Valid @RequestBody(required = false) ReversalRequest request, ServerHttpRequest http) {
+            @PathVariable UUID id, @Valid @RequestBody(required = false) ReversalRequest request, ServerHttpRequest http,
+            @AuthenticationPrincipal Caller caller) {
         ReversalRequest reversal = request == null ? new ReversalRequest(null) : request;
-        return created(key, http, reversal, () -> transfers.reverse(id, reversal));
+        return created(key, http, reversal, caller, () -> transfers.reverse(id, reversal, caller));
     }
 
     @PostMapping(path = "/v1/transfer-batches", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> batch(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
-            @Valid @RequestBody BatchRequest request, ServerHttpRequest http) {
-        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request);
+            @Valid @RequestBody BatchRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
+        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request, caller);
         return ledger.runLocked(idempotencyKey, http.getPath().value(),
-                        () -> transfers.batch(request).map(batch -> new Ledger.Reply(201, null, batch)))
+                        () -> transfers.batch(request, caller).map(batch -> new Ledger.Reply(201, null, batch)))
                 .map(StoredResponse::toResponseEntity);
     }
 
-    private Mono<ResponseEntity<byte[]>> created(String key, ServerHttpRequest http, Object request,
+    private Mono<ResponseEntity<byte[]>> created(String key, ServerHttpRequest http, Object request, Caller caller,
             java.util.function.Supplier<Mono<Transfer>> work) {
-        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request);
+        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request, caller);
         return ledger.run(idempotencyKey, http.getPath().value(),
                         () -> work.get().map(t -> new Ledger.Reply(201, "/v1/transfers/" + t.id(), t)))
                 .map(StoredResponse::toResponseEntity);

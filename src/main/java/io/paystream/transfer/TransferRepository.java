@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 
+import io.paystream.security.Caller;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.stereotype.Repository;
 import reactor.core.publisher.Mono;
@@ -18,11 +19,14 @@ class TransferRepository {
     private static final TypeReference<Map<String, String>> METADATA = new TypeReference<>() {
     };
 
+    /** A movement is visible to an admin and to the owners of its two accounts, to no one else. */
     private static final String FIND = """
-            SELECT id, type, debit_account_id, credit_account_id, amount, currency, description, metadata,
-                   reversal_of, hold_id, created_at
-              FROM transactions
-             WHERE id = :id""";
+            SELECT t.id, t.type, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.description,
+                   t.metadata, t.reversal_of, t.hold_id, t.created_at
+              FROM transactions t
+             WHERE t.id = :id
+               AND (:admin OR EXISTS (SELECT 1 FROM accounts a
+                                       WHERE a.id IN (t.debit_account_id, t.credit_account_id) AND a.owner_id = :owner))""";
 
     /** Read after the accounts are locked, so it sees every reversal committed before ours. */
     private static final String REVERSED_SO_FAR = """
@@ -43,8 +47,8 @@ class TransferRepository {
         this.json = json;
     }
 
-    Mono<Transfer> find(UUID id) {
-        return db.sql(FIND).bind("id", id)
+    Mono<Transfer> find(UUID id, Caller caller) {
+        return db.sql(FIND).bind("id", id).bind("admin", caller.isAdmin()).bind("owner", caller.clientId())
                 .map(row -> new Transfer(row.get("id", UUID.class), row.get("type", String.class), Transfer.POSTED,
                         row.get("debit_account_id", UUID.class), row.get("credit_account_id", UUID.class),
                         row.get("amount", Long.class), row.get("currency", String.class),

@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 
+import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import org.springframework.stereotype.Service;
@@ -29,21 +30,23 @@ class Transfers {
     }
 
     /** Between two user accounts of one currency. */
-    Mono<Transfer> transfer(TransferRequest request) {
+    Mono<Transfer> transfer(TransferRequest request, Caller caller) {
         requireDistinct(request);
         return ledger.lockAccounts(List.of(request.fromAccountId(), request.toAccountId()), null)
                 .map(accounts -> Ledger.Posting.of(MovementType.TRANSFER,
-                        Ledger.userAccount(request.fromAccountId(), request.currency(), accounts),
-                        Ledger.userAccount(request.toAccountId(), request.currency(), accounts),
+                        Ledger.debitAccount(request.fromAccountId(), request.currency(), accounts, caller),
+                        Ledger.creditAccount(request.toAccountId(), request.currency(), accounts, caller),
                         request.amount(), request.currency(), request.description(), request.metadata()))
                 .flatMap(ledger::post);
     }
 
     /** From the outside world (the currency's system account) into an account, or back out. */
-    Mono<Transfer> external(MovementType type, UUID accountId, ExternalMovementRequest request) {
+    Mono<Transfer> external(MovementType type, UUID accountId, ExternalMovementRequest request, Caller caller) {
         return ledger.lockAccounts(List.of(accountId), request.currency())
                 .map(accounts -> {
-                    Ledger.AccountRow account = Ledger.userAccount(accountId, request.currency(), accounts);
+                    Ledger.AccountRow account = type == MovementType.DEPOSIT
+                            ? Ledger.creditAccount(accountId, request.currency(), accounts, caller)
+                            : Ledger.debitAccount(accountId, request.currency(), accounts, caller);
                     Ledger.AccountRow world = Ledger.world(request.currency(), accounts);
                     return type == MovementType.DEPOSIT
                             ? Ledger.Posting.of(type, world, account, request.amount(), request.currency(),
@@ -58,8 +61,8 @@ class Transfers {
      * Sends money back along a transfer's path. All reversals of one transfer never exceed it: the
      * sum so far is read after both accounts are locked, and the database checks it again.
      */
-    Mono<Transfer> reverse(UUID transferId, ReversalRequest request) {
-        return transfers.find(transferId)
+    Mono<Transfer> reverse(UUID transferId, ReversalRequest request, Caller caller) {
+        return transfers.find(transferId, caller)
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.TRANSFER_NOT_FOUND, "No transfer " + transferId)))
                 .flatMap(original -> {
                     if (!MovementType.TRANSFER.sql().equals(original.type())) {
@@ -68,22 +71,23 @@ class Transfers {
                     }
                     return ledger.lockAccounts(List.of(original.fromAccountId(), original.toAccountId()), null)
                             .zipWith(transfers.reversedSoFar(transferId))
-                            .map(locked -> reversal(original, request, locked.getT1(), locked.getT2()));
+                            .map(locked -> reversal(original, request, locked.getT1(), locked.getT2(), caller));
                 })
                 .flatMap(ledger::post);
     }
 
     private static Ledger.Posting reversal(Transfer original, ReversalRequest request, List<Ledger.AccountRow> accounts,
-            long reversedSoFar) {
+            long reversedSoFar, Caller caller) {
         long remaining = original.amount() - reversedSoFar;
         long amount = request.amount() == null ? remaining : request.amount();
         if (remaining == 0 || amount > remaining) {
             throw new ApiException(Problem.REVERSAL_EXCEEDS_ORIGINAL, "Transfer " + original.id() + " has "
                     + remaining + " left to reverse; " + amount + " asked");
         }
+        // A reversal debits the original's payee: only its owner (or an admin) may send money back.
         return new Ledger.Posting(MovementType.REVERSAL,
-                Ledger.userAccount(original.toAccountId(), original.currency(), accounts),
-                Ledger.userAccount(original.fromAccountId(), original.currency(), accounts),
+                Ledger.debitAccount(original.toAccountId(), original.currency(), accounts, caller),
+                Ledger.creditAccount(original.fromAccountId(), original.currency(), accounts, caller),
                 amount, original.currency(), "Reversal of " + original.id(), Map.of(), 0, null, original.id());
     }
 
@@ -93,7 +97,7 @@ class Transfers {
      * so concurrent overlapping batches queue instead of deadlocking. The batch is checked in full against the locked heads before anything is written,
      * so a refusal names its item and leaves nothing behind.
      */
-    Mono<BatchResult> batch(BatchRequest request) {
+    Mono<BatchResult> batch(BatchRequest request, Caller caller) {
         List<TransferRequest> items = request.transfers();
         LinkedHashSet<UUID> ids = new LinkedHashSet<>();
         for (int i = 0; i < items.size(); i++) {
@@ -107,7 +111,7 @@ class Transfers {
         }
         List<UUID> accountIds = List.copyOf(ids);
         return ledger.lockAccountsAlways(accountIds)
-                .map(accounts -> postings(items, accounts))
+                .map(accounts -> postings(items, accounts, caller))
                 .flatMap(postings -> transfers.heads(accountIds).doOnNext(heads -> check(postings, heads))
                         .thenMany(Flux.fromIterable(postings).concatMap(ledger::post)
                                 // Checked in full above, the postings cannot be refused; if one is, the
@@ -119,14 +123,15 @@ class Transfers {
                 .map(BatchResult::new);
     }
 
-    private static List<Ledger.Posting> postings(List<TransferRequest> items, List<Ledger.AccountRow> accounts) {
+    private static List<Ledger.Posting> postings(List<TransferRequest> items, List<Ledger.AccountRow> accounts,
+            Caller caller) {
         List<Ledger.Posting> postings = new ArrayList<>(items.size());
         for (int i = 0; i < items.size(); i++) {
             TransferRequest item = items.get(i);
             try {
                 postings.add(Ledger.Posting.of(MovementType.TRANSFER,
-                        Ledger.userAccount(item.fromAccountId(), item.currency(), accounts),
-                        Ledger.userAccount(item.toAccountId(), item.currency(), accounts),
+                        Ledger.debitAccount(item.fromAccountId(), item.currency(), accounts, caller),
+                        Ledger.creditAccount(item.toAccountId(), item.currency(), accounts, caller),
                         item.amount(), item.currency(), item.description(), item.metadata()));
             } catch (ApiException refusal) {
                 throw refusal.forItem(i);

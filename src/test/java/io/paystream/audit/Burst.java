@@ -22,8 +22,15 @@ public final class Burst {
 
     private final WebClient client;
 
+    /** A client that sends the test admin key. */
     public Burst(int port) {
-        this.client = WebClient.builder().baseUrl("http://127.0.0.1:" + port).build();
+        this(port, io.paystream.testsupport.TestAuthentication.ADMIN_KEY);
+    }
+
+    /** A client that sends the given API key. */
+    public Burst(int port, String apiKey) {
+        this.client = WebClient.builder().baseUrl("http://127.0.0.1:" + port)
+                .defaultHeader("Authorization", "Bearer " + apiKey).build();
     }
 
     /** One POST. Every money-moving POST needs an Idempotency-Key: a fresh one unless given. */

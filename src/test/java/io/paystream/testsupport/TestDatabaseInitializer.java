@@ -9,6 +9,7 @@ import org.springframework.context.ApplicationContextInitializer;
 import org.springframework.context.ConfigurableApplicationContext;
 import org.springframework.context.event.ContextClosedEvent;
 import org.springframework.core.env.MapPropertySource;
+import org.springframework.test.context.support.TestPropertySourceUtils;
 
 /**
  * Gives the Spring test context its own fresh database, a copy of the migrated template (see
@@ -44,6 +45,19 @@ public class TestDatabaseInitializer implements ApplicationContextInitializer<Co
         // whatever else would point the test at a database it does not own.
         context.getEnvironment().getPropertySources().addFirst(new MapPropertySource(PROPERTY_SOURCE_NAME, properties));
         context.getBeanFactory().registerSingleton(BEAN_NAME, database);
+
+        // Test defaults that a test class may still override with @TestPropertySource: the admin key the
+        // test clients send, and no rate limit (the concurrency tests send bursts on purpose).
+        Map<String, Object> defaults = Map.of(
+                "paystream.security.admin-api-key", TestAuthentication.ADMIN_KEY,
+                "paystream.rate-limit.requests-per-second", "0");
+        MapPropertySource testDefaults = new MapPropertySource(PROPERTY_SOURCE_NAME + "Defaults", defaults);
+        var sources = context.getEnvironment().getPropertySources();
+        if (sources.contains(TestPropertySourceUtils.INLINED_PROPERTIES_PROPERTY_SOURCE_NAME)) {
+            sources.addAfter(TestPropertySourceUtils.INLINED_PROPERTIES_PROPERTY_SOURCE_NAME, testDefaults);
+        } else {
+            sources.addAfter(PROPERTY_SOURCE_NAME, testDefaults);
+        }
 
         DisposableBean dropDatabase = () -> provider.dropDatabase(database.name());
         if (context.getBeanFactory() instanceof DefaultSingletonBeanRegistry registry) {

@@ -120,10 +120,13 @@ class LedgerConstraintsIntegrationTests {
         refused(insertTx(UUID.randomUUID(), alice, bob, 0, "EUR"), "23514");
         refused(insertTx(UUID.randomUUID(), alice, bob, 1_000_000_000_000_001L, "EUR"), "23514");
         refused(insertTx(UUID.randomUUID(), alice, alice, 5, "EUR"), "23514");
-        refused("INSERT INTO accounts (currency, name, kind, allow_negative) VALUES ('EUR', 'x', 'user', true)", "23514");
+        refused("INSERT INTO accounts (currency, name, kind, allow_negative, owner_id)"
+                + " VALUES ('EUR', 'x', 'user', true, gen_random_uuid())", "23514");
+        refused("INSERT INTO accounts (currency, name, kind) VALUES ('EUR', 'no owner', 'user')", "23514");
         refused("INSERT INTO accounts (currency, name, kind, allow_negative) VALUES ('EUR', 'second world', 'system', true)",
                 "23505");
-        refused("INSERT INTO accounts (currency, name, kind) VALUES ('eur', 'x', 'user')", "23514");
+        refused("INSERT INTO accounts (currency, name, kind, owner_id) VALUES ('eur', 'x', 'user', gen_random_uuid())",
+                "23514");
     }
 
     private void refused(String sql, String sqlState) {
@@ -150,7 +153,8 @@ class LedgerConstraintsIntegrationTests {
                 return existing;
             }
         }
-        return db.sql("INSERT INTO accounts (currency, name, kind, allow_negative) VALUES (:c, 'x', :k, :n) RETURNING id")
+        return db.sql("INSERT INTO accounts (currency, name, kind, allow_negative, owner_id)"
+                        + " VALUES (:c, 'x', :k, :n, CASE WHEN :k = 'user' THEN gen_random_uuid() END) RETURNING id")
                 .bind("c", currency).bind("k", kind).bind("n", allowNegative)
                 .map(row -> row.get("id", UUID.class)).one().block(TIMEOUT);
     }

@@ -1,0 +1,91 @@
+package io.paystream.security;
+
+import java.util.UUID;
+
+import io.paystream.system.ApiException;
+import io.paystream.system.Problem;
+import org.springframework.beans.factory.annotation.Value;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.http.HttpMethod;
+import org.springframework.security.authentication.BadCredentialsException;
+import org.springframework.security.authentication.ReactiveAuthenticationManager;
+import org.springframework.security.config.annotation.web.reactive.EnableWebFluxSecurity;
+import org.springframework.security.config.web.server.SecurityWebFiltersOrder;
+import org.springframework.security.config.web.server.ServerHttpSecurity;
+import org.springframework.security.oauth2.jwt.Jwt;
+import org.springframework.security.oauth2.jwt.ReactiveJwtDecoders;
+import org.springframework.security.oauth2.server.resource.authentication.BearerTokenAuthenticationToken;
+import org.springframework.security.oauth2.server.resource.authentication.JwtReactiveAuthenticationManager;
+import org.springframework.security.oauth2.server.resource.web.server.authentication.ServerBearerTokenAuthenticationConverter;
+import org.springframework.security.web.server.SecurityWebFilterChain;
+import org.springframework.security.web.server.ServerAuthenticationEntryPoint;
+import org.springframework.security.web.server.authentication.AuthenticationWebFilter;
+import org.springframework.security.web.server.authentication.ServerAuthenticationEntryPointFailureHandler;
+import org.springframework.security.web.server.authorization.ServerAccessDeniedHandler;
+import org.springframework.security.web.server.context.NoOpServerSecurityContextRepository;
+import reactor.core.publisher.Mono;
+
+/**
+ * Every {@code /v1} endpoint needs {@code Authorization: Bearer <key>}: a Paystream API key, or, when
+ * an OAuth2 issuer is configured, a JWT from it (its subject becomes the client). Health probes are
+ * public. Managing keys and depositing (which debits the outside world, owned by no client) are for
+ * admins. Everything else is decided per account by ownership, in the features themselves.
+ */
+@Configuration(proxyBeanMethods = false)
+@EnableWebFluxSecurity
+class SecurityConfiguration {
+
+    @Bean
+    SecurityWebFilterChain securityFilterChain(ServerHttpSecurity http, ApiKeys apiKeys,
+            @Value("${paystream.security.jwt-issuer-uri:}") String jwtIssuerUri) {
+        ServerAuthenticationEntryPoint unauthorized = (exchange, failure) ->
+                Mono.error(new ApiException(Problem.UNAUTHORIZED,
+                        "Send Authorization: Bearer <API key>; the key given is missing, unknown or revoked"));
+        ServerAccessDeniedHandler forbidden = (exchange, denied) ->
+                Mono.error(new ApiException(Problem.FORBIDDEN, "This API key's role may not do this"));
+
+        AuthenticationWebFilter bearer = new AuthenticationWebFilter(authenticationManager(apiKeys, jwtIssuerUri));
+        bearer.setServerAuthenticationConverter(new ServerBearerTokenAuthenticationConverter());
+        bearer.setAuthenticationFailureHandler(new ServerAuthenticationEntryPointFailureHandler(unauthorized));
+        bearer.setSecurityContextRepository(NoOpServerSecurityContextRepository.getInstance());
+
+        return http
+                .csrf(ServerHttpSecurity.CsrfSpec::disable)
+                .httpBasic(ServerHttpSecurity.HttpBasicSpec::disable)
+                .formLogin(ServerHttpSecurity.FormLoginSpec::disable)
+                .logout(ServerHttpSecurity.LogoutSpec::disable)
+                .anonymous(ServerHttpSecurity.AnonymousSpec::disable)
+                .requestCache(ServerHttpSecurity.RequestCacheSpec::disable)
+                .securityContextRepository(NoOpServerSecurityContextRepository.getInstance())
+                .addFilterAt(bearer, SecurityWebFiltersOrder.AUTHENTICATION)
+                .exceptionHandling(e -> e.authenticationEntryPoint(unauthorized).accessDeniedHandler(forbidden))
+                .authorizeExchange(exchanges -> exchanges
+                        .pathMatchers("/v1/api-keys", "/v1/api-keys/**").hasRole("ADMIN")
+                        .pathMatchers(HttpMethod.POST, "/v1/accounts/*/deposits").hasRole("ADMIN")
+                        .pathMatchers("/v1/**").authenticated()
+                        .anyExchange().permitAll())
+                .build();
+    }
+
+    /** API keys by their prefix; anything else is a JWT if an issuer is configured, else refused. */
+    private static ReactiveAuthenticationManager authenticationManager(ApiKeys apiKeys, String jwtIssuerUri) {
+        JwtReactiveAuthenticationManager jwt = jwtIssuerUri.isBlank() ? null
+                : new JwtReactiveAuthenticationManager(ReactiveJwtDecoders.fromIssuerLocation(jwtIssuerUri));
+        return authentication -> {
+            String token = ((BearerTokenAuthenticationToken) authentication).getToken();
+            if (token.startsWith(ApiKeys.PREFIX) || jwt == null) {
+                return apiKeys.authenticate(token)
+                        .<org.springframework.security.core.Authentication>map(CallerAuthentication::new)
+                        .switchIfEmpty(Mono.error(() -> new BadCredentialsException("unknown or revoked API key")));
+            }
+            return jwt.authenticate(authentication).map(authenticated -> {
+                Jwt claims = (Jwt) authenticated.getPrincipal();
+                // A JWT subject is a client of its own, stable across tokens of the same issuer.
+                UUID clientId = UUID.nameUUIDFromBytes(("jwt:" + claims.getIssuer() + ":" + claims.getSubject())
+                        .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                return new CallerAuthentication(new Caller(clientId, Caller.Role.CLIENT, claims.getSubject()));
+            });
+        };
+    }
+}
