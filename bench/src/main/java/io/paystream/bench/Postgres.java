@@ -198,6 +198,18 @@ final class Postgres {
         return Sh.asUser(osUser, command);
     }
 
+    /** The postmaster's pid (embedded server only), for the CPU accounting; -1 if unknown. */
+    long postmasterPid() {
+        if (external) {
+            return -1;
+        }
+        try {
+            return Long.parseLong(Files.readAllLines(data.resolve("postmaster.pid")).get(0).strip());
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
     String version() {
         try (Connection c = admin(); Statement s = c.createStatement(); var rs = s.executeQuery("SHOW server_version")) {
             rs.next();

@@ -1,0 +1,104 @@
+package io.paystream.bench;
+
+import java.time.Duration;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+/**
+ * The two ways of loading the API. Both are bounded in time (warm-up + measured window, then a
+ * bounded wait for the last responses) and in count (--max-requests).
+ *
+ * <ul>
+ * <li><b>Closed loop</b>: N clients, each sends its next request as soon as it has the previous
+ * response. Measures the peak the system sustains; latency is from send to response.</li>
+ * <li><b>Open loop</b>: requests leave on a fixed schedule whatever the responses, as independent
+ * users would send them. Latency is measured from the <i>intended</i> send time, so queueing in the
+ * client, the server or the database is not hidden (no coordinated omission). At most
+ * --max-in-flight requests are outstanding; a request due while that many are in flight is dropped
+ * and counted.</li>
+ * </ul>
+ */
+final class Load {
+
+    private Load() {
+    }
+
+    static void closed(Http http, Workload workload, Phase phase, Duration warmup, Duration measure,
+            long maxRequests, String keyPrefix, Duration responseTimeout) {
+        long start = System.nanoTime();
+        long measureStart = start + warmup.toNanos();
+        long end = measureStart + measure.toNanos();
+        Flux.range(0, phase.clients)
+                .flatMap(client -> Mono.defer(() -> {
+                    long n = phase.issued.incrementAndGet();
+                    if (n > maxRequests) {
+                        return Mono.empty();
+                    }
+                    Workload.Request request = workload.next(ThreadLocalRandom.current());
+                    long t0 = System.nanoTime();
+                    return http.post(request.path(), request.body(), keyPrefix + n)
+                            .doOnNext(r -> phase.record(t0, System.nanoTime(), t0 >= measureStart && t0 < end, r));
+                }).repeat(() -> System.nanoTime() < end && phase.issued.get() < maxRequests), phase.clients)
+                .then()
+                .onErrorResume(e -> {
+                    phase.completed = false;
+                    phase.note = "load generator error: " + e;
+                    return Mono.empty();
+                })
+                .block(warmup.plus(measure).plus(responseTimeout).plusSeconds(90));
+        phase.seconds = measure.toNanos() / 1e9;
+        if (phase.issued.get() >= maxRequests) {
+            phase.note = "stopped at --max-requests " + maxRequests;
+        }
+    }
+
+    static void open(Http http, Workload workload, Phase phase, Duration warmup, Duration measure, long maxRequests,
+            int maxInFlight, String keyPrefix, Duration responseTimeout) {
+        AtomicInteger inFlight = new AtomicInteger();
+        double periodNanos = 1e9 / phase.targetRate;
+        long start = System.nanoTime() + 10_000_000;
+        long measureStart = start + warmup.toNanos();
+        long end = measureStart + measure.toNanos();
+        for (long i = 0; i < maxRequests; i++) {
+            long intended = start + (long) (i * periodNanos);
+            if (intended >= end) {
+                break;
+            }
+            long now;
+            while ((now = System.nanoTime()) < intended) {
+                LockSupport.parkNanos(intended - now);
+            }
+            boolean inWindow = intended >= measureStart;
+            if (inFlight.get() >= maxInFlight) {
+                if (inWindow) {
+                    phase.dropped.incrementAndGet();
+                }
+                continue;
+            }
+            inFlight.incrementAndGet();
+            long n = phase.issued.incrementAndGet();
+            Workload.Request request = workload.next(ThreadLocalRandom.current());
+            http.post(request.path(), request.body(), keyPrefix + n)
+                    .subscribe(r -> {
+                        phase.record(intended, System.nanoTime(), inWindow, r);
+                        inFlight.decrementAndGet();
+                    }, e -> inFlight.decrementAndGet());
+        }
+        if (phase.issued.get() >= maxRequests) {
+            phase.note = "stopped at --max-requests " + maxRequests;
+        }
+        long drainDeadline = System.nanoTime() + responseTimeout.plusSeconds(70).toNanos();
+        while (inFlight.get() > 0 && System.nanoTime() < drainDeadline) {
+            Sh.sleep(20);
+        }
+        if (inFlight.get() > 0) {
+            phase.completed = false;
+            phase.note = inFlight.get() + " requests still unanswered when the phase was closed";
+        }
+        phase.seconds = measure.toNanos() / 1e9;
+    }
+}
