@@ -64,7 +64,29 @@ public final class DevPaystreamApplication {
         System.setProperty("spring.flyway.url", postgres.jdbcUrl(DATABASE));
         System.setProperty("spring.flyway.user", postgres.username());
         System.setProperty("spring.flyway.password", postgres.password());
+        String generatedAdminKey = adminKeyUnlessConfigured();
         application.set(SpringApplication.from(PaystreamApplication::main).run(args).getApplicationContext());
+        if (generatedAdminKey != null) {
+            // Printed once, to the console only, never to a log: it is the development admin's secret.
+            System.out.println();
+            System.out.println("  Development admin API key (this run only; set PAYSTREAM_ADMIN_API_KEY to choose one):");
+            System.out.println("  " + generatedAdminKey);
+            System.out.println("  curl -H 'Authorization: Bearer " + generatedAdminKey + "' localhost:"
+                    + application.get().getEnvironment().getProperty("local.server.port") + "/v1/accounts");
+            System.out.println();
+        }
+    }
+
+    /** In the dev run a missing admin key is generated: the API is unusable without one. */
+    private static String adminKeyUnlessConfigured() {
+        if (isSet(System.getenv("PAYSTREAM_ADMIN_API_KEY")) || isSet(System.getProperty("paystream.security.admin-api-key"))) {
+            return null;
+        }
+        byte[] secret = new byte[32];
+        new java.security.SecureRandom().nextBytes(secret);
+        String key = "psk_" + java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(secret);
+        System.setProperty("paystream.security.admin-api-key", key);
+        return key;
     }
 
     private static boolean externalDatabaseConfigured(String[] args) {
