@@ -191,26 +191,37 @@ CREATE TRIGGER hold_events_no_truncate BEFORE TRUNCATE ON hold_events
 
 -- Double entry, checked from both ends ---------------------------------------------------------------
 -- The check on transactions (V1) fires when a transaction is inserted. A balance row added later to an
--- already committed transaction must not slip past it: the same check fires for every balance row
--- that belongs to a transaction, at commit.
-CREATE FUNCTION balances_check_transaction_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+-- already committed transaction must not slip past it: the same check fires, at commit, for every
+-- balance row that belongs to a transaction. One function serves both triggers.
+CREATE FUNCTION ledger_check_balanced(transaction uuid) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     tx          transactions%ROWTYPE;
     debit_rows  int;
     credit_rows int;
     all_rows    int;
 BEGIN
-    SELECT * INTO tx FROM transactions WHERE id = NEW.transaction_id;
+    SELECT * INTO tx FROM transactions WHERE id = transaction;
     SELECT count(*) FILTER (WHERE b.account_id = tx.debit_account_id AND b.delta = -tx.amount),
            count(*) FILTER (WHERE b.account_id = tx.credit_account_id AND b.delta = tx.amount),
            count(*)
       INTO debit_rows, credit_rows, all_rows
       FROM balances b
-     WHERE b.transaction_id = NEW.transaction_id;
+     WHERE b.transaction_id = transaction;
     IF debit_rows <> 1 OR credit_rows <> 1 OR all_rows <> 2 THEN
-        RAISE EXCEPTION 'transaction % is not balanced', NEW.transaction_id
+        RAISE EXCEPTION 'transaction % is not balanced', transaction
             USING ERRCODE = 'check_violation', CONSTRAINT = 'transactions_balanced';
     END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION transactions_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ledger_check_balanced(NEW.id);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION balances_check_transaction_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ledger_check_balanced(NEW.transaction_id);
     RETURN NULL;
 END $$;
 
