@@ -46,7 +46,14 @@ class SecurityConfiguration {
                 Mono.error(new ApiException(Problem.FORBIDDEN, "This API key's role may not do this"));
 
         AuthenticationWebFilter bearer = new AuthenticationWebFilter(authenticationManager(apiKeys, jwtIssuerUri));
-        bearer.setServerAuthenticationConverter(new ServerBearerTokenAuthenticationConverter());
+        // A browser's EventSource cannot send headers: streams also take the key as ?access_token=.
+        // Nothing else does, so a key cannot end up in the URLs (and logs) of ordinary requests.
+        ServerBearerTokenAuthenticationConverter headerOnly = new ServerBearerTokenAuthenticationConverter();
+        ServerBearerTokenAuthenticationConverter headerOrQuery = new ServerBearerTokenAuthenticationConverter();
+        headerOrQuery.setAllowUriQueryParameter(true);
+        bearer.setServerAuthenticationConverter(exchange -> exchange.getRequest().getMethod() == HttpMethod.GET
+                && exchange.getRequest().getPath().value().endsWith("/balance/stream")
+                ? headerOrQuery.convert(exchange) : headerOnly.convert(exchange));
         bearer.setAuthenticationFailureHandler(new ServerAuthenticationEntryPointFailureHandler(unauthorized));
         bearer.setSecurityContextRepository(NoOpServerSecurityContextRepository.getInstance());
 

@@ -31,6 +31,7 @@ public enum Problem {
     HOLD_NOT_PENDING(HttpStatus.CONFLICT, "hold_not_pending", "The hold is no longer pending"),
     PAYLOAD_TOO_LARGE(HttpStatus.CONTENT_TOO_LARGE, "payload_too_large", "The request body is too large"),
     RATE_LIMITED(HttpStatus.TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
+    TOO_MANY_STREAMS(HttpStatus.TOO_MANY_REQUESTS, "too_many_streams", "Too many open streams"),
     REQUEST_TIMEOUT(HttpStatus.SERVICE_UNAVAILABLE, "request_timeout", "The request took too long; retry later"),
     UNSUPPORTED_MEDIA_TYPE(HttpStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
     INSUFFICIENT_FUNDS(HttpStatus.UNPROCESSABLE_CONTENT, "insufficient_funds", "Insufficient funds"),

@@ -4,6 +4,7 @@ import java.time.Duration;
 
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.core.Ordered;
+import org.springframework.http.MediaType;
 import org.springframework.stereotype.Component;
 import org.springframework.web.server.ServerWebExchange;
 import org.springframework.web.server.WebFilter;
@@ -25,6 +26,10 @@ class RequestTimeoutFilter implements WebFilter, Ordered {
 
     @Override
     public Mono<Void> filter(ServerWebExchange exchange, WebFilterChain chain) {
+        if (exchange.getRequest().getHeaders().getAccept().contains(MediaType.TEXT_EVENT_STREAM)
+                || exchange.getRequest().getPath().value().endsWith("/stream")) {
+            return chain.filter(exchange); // streams are long on purpose, bounded by their own lifetime
+        }
         return chain.filter(exchange).timeout(timeout, Mono.error(() -> new ApiException(Problem.REQUEST_TIMEOUT,
                 "The request took longer than " + timeout.toSeconds() + " s and was cancelled; nothing was applied."
                         + " Retry with the same Idempotency-Key")));

@@ -1,0 +1,177 @@
+package io.paystream.stream;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicLong;
+
+import io.paystream.security.Caller;
+import io.paystream.system.ApiException;
+import io.paystream.system.Problem;
+import io.r2dbc.spi.Readable;
+import org.springframework.beans.factory.annotation.Value;
+import org.springframework.context.SmartLifecycle;
+import org.springframework.http.codec.ServerSentEvent;
+import org.springframework.r2dbc.core.DatabaseClient;
+import org.springframework.stereotype.Service;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+
+/**
+ * Live balance streams. A stream is a loop: wait for a wake-up, read every version after the last one
+ * sent from the ledger (in pages), send them, repeat. The first read happens at once, so a resumed
+ * stream replays what it missed and a new one starts with the current balance; from then on
+ * notifications wake it. Because every read starts after the last version sent, the switch from
+ * replay to live has no gap, no duplicate and no reordering, and a lost notification only delays.
+ *
+ * <p>Memory per stream is bounded whatever the reader's speed: reads happen only when the HTTP writer
+ * asks for more (a page at most), and wake-ups coalesce (at most one pending).
+ */
+@Service
+class BalanceStreams implements SmartLifecycle {
+
+    /** Versions per read: bounds the memory a stream holds at once. */
+    static final int PAGE_ROWS = 100;
+
+    private static final String OWNER = "SELECT kind, owner_id FROM accounts WHERE id = :id";
+
+    private static final String HEAD = """
+            SELECT version, balance, held, transaction_id, hold_id, created_at
+              FROM balances WHERE account_id = :id ORDER BY version DESC LIMIT 1""";
+
+    private static final String AFTER = """
+            SELECT version, balance, held, transaction_id, hold_id, created_at
+              FROM balances WHERE account_id = :id AND version > :after
+             ORDER BY version
+             LIMIT :limit""";
+
+    private final DatabaseClient db;
+    private final BalanceHub hub;
+    private final Duration heartbeat;
+    private final Duration retryHint;
+    private final Duration maxLifetime;
+    private final int maxPerClient;
+    private final int maxTotal;
+    /** Completes every stream at shutdown, so clients reconnect elsewhere instead of holding it up. */
+    private final Sinks.Empty<Void> shutdown = Sinks.empty();
+    private volatile boolean running;
+
+    BalanceStreams(DatabaseClient db, BalanceHub hub,
+            @Value("${paystream.streams.heartbeat}") Duration heartbeat,
+            @Value("${paystream.streams.retry-hint}") Duration retryHint,
+            @Value("${paystream.streams.max-lifetime}") Duration maxLifetime,
+            @Value("${paystream.streams.max-per-client}") int maxPerClient,
+            @Value("${paystream.streams.max-per-replica}") int maxTotal) {
+        this.db = db;
+        this.hub = hub;
+        this.heartbeat = heartbeat;
+        this.retryHint = retryHint;
+        this.maxLifetime = maxLifetime;
+        this.maxPerClient = maxPerClient;
+        this.maxTotal = maxTotal;
+    }
+
+    /**
+     * The stream of one account for one caller: every version after {@code after} (or, when null, the
+     * current balance first), then each change as it commits.
+     */
+    Mono<Flux<ServerSentEvent<BalanceEvent>>> open(UUID accountId, Long after, Caller caller) {
+        return db.sql(OWNER).bind("id", accountId)
+                .map(row -> "user".equals(row.get("kind", String.class)) && caller.owns(row.get("owner_id", UUID.class))
+                        || caller.isAdmin())
+                .one()
+                .filter(visible -> visible)
+                .switchIfEmpty(Mono.error(() -> new ApiException(Problem.ACCOUNT_NOT_FOUND, "No account " + accountId)))
+                .map(visible -> {
+                    BalanceHub.Watcher watcher = hub.register(accountId, caller.clientId(), maxPerClient, maxTotal);
+                    if (watcher == null) {
+                        throw new ApiException(Problem.TOO_MANY_STREAMS, "At most " + maxPerClient
+                                + " streams per client and " + maxTotal + " per server are open at once");
+                    }
+                    return stream(watcher, after);
+                });
+    }
+
+    private Flux<ServerSentEvent<BalanceEvent>> stream(BalanceHub.Watcher watcher, Long after) {
+        UUID accountId = watcher.accountId;
+        AtomicLong lastSent = new AtomicLong(after == null ? -1 : after);
+        Flux<ServerSentEvent<BalanceEvent>> first = after != null ? Flux.empty() : head(accountId)
+                .doOnNext(event -> lastSent.set(event.version()))
+                .map(event -> event(event, true))
+                .flux();
+        Flux<ServerSentEvent<BalanceEvent>> changes = watcher.wakes()
+                .startWith(Boolean.TRUE)
+                .concatMap(wake -> readAfter(accountId, lastSent), 1)
+                .map(event -> event(event, false));
+        Flux<ServerSentEvent<BalanceEvent>> heartbeats = Flux.interval(heartbeat)
+                .map(tick -> ServerSentEvent.<BalanceEvent>builder().comment("heartbeat").build());
+        return Flux.merge(Flux.concat(first, changes), heartbeats)
+                .take(maxLifetime)
+                .takeUntilOther(shutdown.asMono())
+                .doFinally(signal -> hub.unregister(watcher));
+    }
+
+    /** The current balance: the head of the chain, or version 0 before the first movement. */
+    private Mono<BalanceEvent> head(UUID accountId) {
+        return db.sql(HEAD).bind("id", accountId).map(row -> event(accountId, row)).one()
+                .defaultIfEmpty(new BalanceEvent(accountId, 0, 0, 0, 0, null, null, null));
+    }
+
+    /** Every version after the last one sent, page by page, advancing the mark as it goes. */
+    Flux<BalanceEvent> readAfter(UUID accountId, AtomicLong lastSent) {
+        return Flux.defer(() -> db.sql(AFTER).bind("id", accountId).bind("after", Math.max(lastSent.get(), 0))
+                        .bind("limit", PAGE_ROWS)
+                        .map(row -> event(accountId, row))
+                        .all()
+                        .collectList())
+                .concatMap(page -> {
+                    if (!page.isEmpty()) {
+                        lastSent.set(page.get(page.size() - 1).version());
+                    }
+                    Flux<BalanceEvent> rows = Flux.fromIterable(page);
+                    return page.size() < PAGE_ROWS ? rows : rows.concatWith(readAfter(accountId, lastSent));
+                });
+    }
+
+    private ServerSentEvent<BalanceEvent> event(BalanceEvent event, boolean first) {
+        ServerSentEvent.Builder<BalanceEvent> builder = ServerSentEvent.<BalanceEvent>builder(event)
+                .event("balance").id(Long.toString(event.version()));
+        return first ? builder.retry(retryHint).build() : builder.build();
+    }
+
+    private static BalanceEvent event(UUID accountId, Readable row) {
+        long balance = row.get("balance", Long.class);
+        long held = row.get("held", Long.class);
+        return new BalanceEvent(accountId, balance, held, balance - held, row.get("version", Long.class),
+                row.get("transaction_id", UUID.class), row.get("hold_id", UUID.class), row.get("created_at", Instant.class));
+    }
+
+    int activeStreams() {
+        return hub.activeStreams();
+    }
+
+    // Shutdown: end every stream first, before the web server's graceful shutdown waits for requests.
+
+    @Override
+    public void start() {
+        running = true;
+    }
+
+    @Override
+    public void stop() {
+        running = false;
+        shutdown.tryEmitEmpty();
+    }
+
+    @Override
+    public boolean isRunning() {
+        return running;
+    }
+
+    @Override
+    public int getPhase() {
+        return Integer.MAX_VALUE; // stopped first
+    }
+}
