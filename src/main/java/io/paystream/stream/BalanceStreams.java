@@ -5,6 +5,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
 
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
@@ -96,21 +97,36 @@ class BalanceStreams implements SmartLifecycle {
 
     private Flux<ServerSentEvent<BalanceEvent>> stream(BalanceHub.Watcher watcher, Long after) {
         UUID accountId = watcher.accountId;
-        AtomicLong lastSent = new AtomicLong(after == null ? -1 : after);
-        Flux<ServerSentEvent<BalanceEvent>> first = after != null ? Flux.empty() : head(accountId)
-                .doOnNext(event -> lastSent.set(event.version()))
-                .map(event -> event(event, true))
-                .flux();
-        Flux<ServerSentEvent<BalanceEvent>> changes = watcher.wakes()
-                .startWith(Boolean.TRUE)
-                .concatMap(wake -> readAfter(accountId, lastSent), 1)
-                .map(event -> event(event, false));
-        Flux<ServerSentEvent<BalanceEvent>> heartbeats = Flux.interval(heartbeat)
-                .map(tick -> ServerSentEvent.<BalanceEvent>builder().comment("heartbeat").build());
-        return Flux.merge(Flux.concat(first, changes), heartbeats)
-                .take(maxLifetime)
-                .takeUntilOther(shutdown.asMono())
+        return pipeline(watcher.wakes(), after, head(accountId), lastSent -> readAfter(accountId, lastSent),
+                new Limits(heartbeat, retryHint, maxLifetime), shutdown.asMono())
                 .doFinally(signal -> hub.unregister(watcher));
+    }
+
+    record Limits(Duration heartbeat, Duration retryHint, Duration maxLifetime) {
+    }
+
+    /**
+     * The stream itself, apart from where its data comes from (so it can be tested on its own): the
+     * current balance unless resuming, then a read after the last version sent at once and on every
+     * wake-up, with heartbeats, until its lifetime or the shutdown ends it.
+     */
+    static Flux<ServerSentEvent<BalanceEvent>> pipeline(Flux<Boolean> wakes, Long after, Mono<BalanceEvent> head,
+            Function<AtomicLong, Flux<BalanceEvent>> readAfter, Limits limits, Mono<Void> shutdown) {
+        AtomicLong lastSent = new AtomicLong(after == null ? -1 : after);
+        Flux<ServerSentEvent<BalanceEvent>> first = after != null ? Flux.empty() : head
+                .doOnNext(event -> lastSent.set(event.version()))
+                .map(event -> event(event, limits.retryHint()))
+                .flux();
+        Flux<ServerSentEvent<BalanceEvent>> changes = wakes
+                .startWith(Boolean.TRUE)
+                .concatMap(wake -> readAfter.apply(lastSent), 1)
+                .map(event -> event(event, after != null && event.version() == after + 1 ? limits.retryHint() : null));
+        Flux<ServerSentEvent<BalanceEvent>> heartbeats = Flux.interval(limits.heartbeat())
+                .map(tick -> ServerSentEvent.<BalanceEvent>builder().comment("heartbeat").build());
+        // Prefetch 1: nothing is read ahead of what the HTTP writer asks for, beyond one event.
+        return Flux.merge(1, Flux.concat(first, changes), heartbeats)
+                .take(limits.maxLifetime())
+                .takeUntilOther(shutdown);
     }
 
     /** The current balance: the head of the chain, or version 0 before the first movement. */
@@ -135,10 +151,10 @@ class BalanceStreams implements SmartLifecycle {
                 });
     }
 
-    private ServerSentEvent<BalanceEvent> event(BalanceEvent event, boolean first) {
+    private static ServerSentEvent<BalanceEvent> event(BalanceEvent event, Duration retryHint) {
         ServerSentEvent.Builder<BalanceEvent> builder = ServerSentEvent.<BalanceEvent>builder(event)
                 .event("balance").id(Long.toString(event.version()));
-        return first ? builder.retry(retryHint).build() : builder.build();
+        return retryHint != null ? builder.retry(retryHint).build() : builder.build();
     }
 
     private static BalanceEvent event(UUID accountId, Readable row) {

@@ -41,7 +41,7 @@ class BalanceStreamIntegrationTests {
     private static final ParameterizedTypeReference<ServerSentEvent<Map<String, Object>>> EVENTS =
             new ParameterizedTypeReference<>() {
             };
-    private static final Duration WAIT = Duration.ofSeconds(30);
+    private static final Duration WAIT = Duration.ofSeconds(60);
 
     @LocalServerPort
     int port;

@@ -1,0 +1,139 @@
+package io.paystream.stream;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
+
+import org.junit.jupiter.api.Test;
+import org.springframework.http.codec.ServerSentEvent;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.test.StepVerifier;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** The stream pipeline on its own, over a ledger held in memory. */
+class BalanceStreamPipelineTests {
+
+    private static final UUID ACCOUNT = UUID.randomUUID();
+    private static final BalanceStreams.Limits LIMITS =
+            new BalanceStreams.Limits(Duration.ofSeconds(15), Duration.ofSeconds(2), Duration.ofHours(1));
+
+    /** An account's chain, appended to by the test, read like the real ledger: versions after a mark. */
+    private final List<BalanceEvent> ledger = new CopyOnWriteArrayList<>();
+    private final AtomicInteger reads = new AtomicInteger();
+
+    private void append(long amount) {
+        long version = ledger.size() + 1;
+        long balance = (ledger.isEmpty() ? 0 : ledger.get(ledger.size() - 1).balance()) + amount;
+        ledger.add(new BalanceEvent(ACCOUNT, balance, 0, balance, version, UUID.randomUUID(), null, null));
+    }
+
+    private final Function<AtomicLong, Flux<BalanceEvent>> readAfter = lastSent -> Flux.defer(() -> {
+        reads.incrementAndGet();
+        List<BalanceEvent> after = ledger.stream().filter(e -> e.version() > lastSent.get()).toList();
+        if (!after.isEmpty()) {
+            lastSent.set(after.get(after.size() - 1).version());
+        }
+        return Flux.fromIterable(after);
+    });
+
+    private Mono<BalanceEvent> head() {
+        return Mono.fromSupplier(() -> ledger.isEmpty() ? new BalanceEvent(ACCOUNT, 0, 0, 0, 0, null, null, null)
+                : ledger.get(ledger.size() - 1));
+    }
+
+    @Test
+    void replayThenLiveWithoutGapOrDuplicate() {
+        append(10);
+        append(20);
+        append(30);
+        Sinks.Many<Boolean> wakes = Sinks.many().unicast().onBackpressureBuffer();
+
+        StepVerifier.create(BalanceStreams.pipeline(wakes.asFlux(), 1L, head(), readAfter, LIMITS, Mono.never())
+                        .filter(e -> e.event() != null).map(ServerSentEvent::id))
+                .expectNext("2", "3") // the replay after version 1
+                .then(() -> {
+                    append(5);
+                    append(6);
+                    wakes.tryEmitNext(true);
+                })
+                .expectNext("4", "5") // live, right after the replay
+                .then(() -> wakes.tryEmitNext(true)) // a wake-up with nothing new: nothing sent twice
+                .expectNoEvent(Duration.ofMillis(100))
+                .thenCancel()
+                .verify(Duration.ofSeconds(5));
+    }
+
+    @Test
+    void aNewStreamStartsWithTheCurrentBalanceCarryingARetryHint() {
+        append(7);
+        StepVerifier.create(BalanceStreams.pipeline(Flux.never(), null, head(), readAfter, LIMITS, Mono.never()))
+                .assertNext(first -> {
+                    assertThat(first.id()).isEqualTo("1");
+                    assertThat(first.event()).isEqualTo("balance");
+                    assertThat(first.retry()).isEqualTo(Duration.ofSeconds(2));
+                    assertThat(first.data().balance()).isEqualTo(7);
+                })
+                .expectNoEvent(Duration.ofMillis(100))
+                .thenCancel()
+                .verify(Duration.ofSeconds(5));
+    }
+
+    @Test
+    void wakeUpsCoalesceIntoOneReadForASlowReader() {
+        BalanceHub hub = new BalanceHub();
+        BalanceHub.Watcher watcher = hub.register(ACCOUNT, UUID.randomUUID(), 10, 10);
+        append(1);
+        // The reader asks for nothing while 100 changes are announced: one wake-up stays pending.
+        StepVerifier.create(BalanceStreams.pipeline(watcher.wakes(), 0L, head(), readAfter, LIMITS, Mono.never())
+                        .filter(e -> e.event() != null).map(ServerSentEvent::id), 0)
+                .then(() -> {
+                    for (int i = 0; i < 100; i++) {
+                        append(1);
+                        hub.onNotification(ACCOUNT + ":" + ledger.size());
+                    }
+                })
+                .thenRequest(101)
+                .expectNextCount(101)
+                .thenCancel()
+                .verify(Duration.ofSeconds(5));
+        // A handful of reads (the first, one in progress when the burst began, the coalesced pending
+        // wake-up), not one per notification: the count does not grow with the burst.
+        assertThat(reads.get()).isLessThanOrEqualTo(5);
+    }
+
+    @Test
+    void heartbeatsComeOnTimeWhenNothingHappens() {
+        StepVerifier.withVirtualTime(() -> BalanceStreams.pipeline(Flux.never(), 0L, head(), readAfter, LIMITS, Mono.never()))
+                .expectSubscription()
+                .expectNoEvent(Duration.ofSeconds(15))
+                .assertNext(heartbeat -> assertThat(heartbeat.comment()).isEqualTo("heartbeat"))
+                .thenAwait(Duration.ofSeconds(15))
+                .assertNext(heartbeat -> assertThat(heartbeat.comment()).isEqualTo("heartbeat"))
+                .thenCancel()
+                .verify(Duration.ofSeconds(5));
+    }
+
+    @Test
+    void aStreamEndsAtItsMaximumLifetimeAndAtShutdown() {
+        var shortLived = new BalanceStreams.Limits(Duration.ofSeconds(15), Duration.ofSeconds(2), Duration.ofMinutes(1));
+        StepVerifier.withVirtualTime(() -> BalanceStreams.pipeline(Flux.never(), 0L, head(), readAfter, shortLived, Mono.never()))
+                .expectSubscription()
+                .thenAwait(Duration.ofMinutes(1))
+                .thenConsumeWhile(e -> "heartbeat".equals(e.comment()))
+                .expectComplete()
+                .verify(Duration.ofSeconds(5));
+
+        Sinks.Empty<Void> shutdown = Sinks.empty();
+        StepVerifier.create(BalanceStreams.pipeline(Flux.never(), 0L, head(), readAfter, LIMITS, shutdown.asMono()))
+                .then(shutdown::tryEmitEmpty)
+                .expectComplete()
+                .verify(Duration.ofSeconds(5));
+    }
+}
