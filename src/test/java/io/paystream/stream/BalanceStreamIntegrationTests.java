@@ -164,7 +164,7 @@ class BalanceStreamIntegrationTests {
     }
 
     @Test
-    void aChangeThroughOneReplicaReachesAWatcherOnAnother() {
+    void aChangeThroughOneReplicaReachesAWatcherOnAnother() throws InterruptedException {
         UUID account = burst.account("EUR");
         // Command-line arguments: they outrank application.properties, as a deployment's environment does.
         try (ConfigurableApplicationContext replicaB = new SpringApplicationBuilder(PaystreamApplication.class)
@@ -183,6 +183,19 @@ class BalanceStreamIntegrationTests {
                 subscription.dispose();
             }
             assertThat(events.get(1).data()).containsEntry("balance", 42).containsEntry("version", 1);
+
+            // A rolling update stops replica B: its open streams end at once with their resume point,
+            // instead of holding the shutdown for its whole grace period.
+            List<ServerSentEvent<Map<String, Object>>> beforeShutdown = new ArrayList<>();
+            java.util.concurrent.CountDownLatch ended = new java.util.concurrent.CountDownLatch(1);
+            stream(portB, account, null, null).filter(e -> e.event() != null)
+                    .doFinally(signal -> ended.countDown()).subscribe(beforeShutdown::add, error -> { });
+            awaitSize(beforeShutdown, 1);
+            long started = System.nanoTime();
+            replicaB.close();
+            assertThat(ended.await(10, java.util.concurrent.TimeUnit.SECONDS)).as("stream ended at shutdown").isTrue();
+            assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(10));
+            assertThat(beforeShutdown.get(0).id()).isEqualTo("1");
         }
     }
 
