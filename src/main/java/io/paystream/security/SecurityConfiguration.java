@@ -1,5 +1,6 @@
 package io.paystream.security;
 
+import java.util.List;
 import java.util.UUID;
 
 import io.paystream.system.ApiException;
@@ -24,6 +25,8 @@ import org.springframework.security.web.server.authentication.AuthenticationWebF
 import org.springframework.security.web.server.authentication.ServerAuthenticationEntryPointFailureHandler;
 import org.springframework.security.web.server.authorization.ServerAccessDeniedHandler;
 import org.springframework.security.web.server.context.NoOpServerSecurityContextRepository;
+import org.springframework.web.cors.CorsConfiguration;
+import org.springframework.web.cors.reactive.UrlBasedCorsConfigurationSource;
 import reactor.core.publisher.Mono;
 
 /**
@@ -38,7 +41,8 @@ class SecurityConfiguration {
 
     @Bean
     SecurityWebFilterChain securityFilterChain(ServerHttpSecurity http, ApiKeys apiKeys,
-            @Value("${paystream.security.jwt-issuer-uri:}") String jwtIssuerUri) {
+            @Value("${paystream.security.jwt-issuer-uri:}") String jwtIssuerUri,
+            @Value("${paystream.cors.allowed-origins:}") List<String> corsAllowedOrigins) {
         ServerAuthenticationEntryPoint unauthorized = (exchange, failure) ->
                 Mono.error(new ApiException(Problem.UNAUTHORIZED,
                         "Send Authorization: Bearer <API key>; the key given is missing, unknown or revoked"));
@@ -58,6 +62,7 @@ class SecurityConfiguration {
         bearer.setSecurityContextRepository(NoOpServerSecurityContextRepository.getInstance());
 
         return http
+                .cors(cors -> cors.configurationSource(cors(corsAllowedOrigins)))
                 .csrf(ServerHttpSecurity.CsrfSpec::disable)
                 .httpBasic(ServerHttpSecurity.HttpBasicSpec::disable)
                 .formLogin(ServerHttpSecurity.FormLoginSpec::disable)
@@ -73,6 +78,26 @@ class SecurityConfiguration {
                         .pathMatchers("/v1/**").authenticated()
                         .anyExchange().permitAll())
                 .build();
+    }
+
+    /**
+     * Browsers on the listed origins may call the API (and watch balance streams). None by default:
+     * an API key in a browser is a deliberate choice of the deployment.
+     */
+    private static UrlBasedCorsConfigurationSource cors(List<String> allowedOrigins) {
+        UrlBasedCorsConfigurationSource source = new UrlBasedCorsConfigurationSource();
+        List<String> origins = allowedOrigins.stream().map(String::strip).filter(o -> !o.isEmpty()).toList();
+        if (!origins.isEmpty()) {
+            CorsConfiguration configuration = new CorsConfiguration();
+            configuration.setAllowedOrigins(origins);
+            configuration.setAllowedMethods(List.of("GET", "POST", "DELETE"));
+            configuration.setAllowedHeaders(List.of("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"));
+            configuration.setExposedHeaders(List.of("Location", "Idempotent-Replayed", "Retry-After", "RateLimit-Limit",
+                    "RateLimit-Remaining", "RateLimit-Reset"));
+            configuration.setMaxAge(java.time.Duration.ofHours(1));
+            source.registerCorsConfiguration("/v1/**", configuration);
+        }
+        return source;
     }
 
     /** API keys by their prefix; anything else is a JWT if an issuer is configured, else refused. */
