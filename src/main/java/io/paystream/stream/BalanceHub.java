@@ -71,24 +71,36 @@ class BalanceHub {
         total.decrementAndGet();
     }
 
-    /** A notification's payload: "account:version" pairs, comma-separated. Malformed parts are skipped. */
+    /**
+     * A notification's payload: account ids, comma-separated, or "*" for all. Malformed parts are
+     * skipped: a hint we cannot use loses nothing, readers go by the ledger.
+     */
     void onNotification(String payload) {
         if (payload == null) {
             return;
         }
+        if (payload.equals(BalanceChanges.EVERYTHING)) {
+            wakeAll();
+            return;
+        }
         for (String change : payload.split(",")) {
-            int colon = change.indexOf(':');
-            if (colon <= 0) {
-                continue;
-            }
             try {
-                Set<Watcher> set = watchers.get(UUID.fromString(change.substring(0, colon)));
-                if (set != null) {
-                    set.forEach(Watcher::wake);
-                }
+                wake(UUID.fromString(change.strip()));
             } catch (IllegalArgumentException malformed) {
-                // Not ours, or garbled: a hint we cannot use. Nothing is lost; readers go by the ledger.
+                // Not ours, or garbled.
             }
+        }
+    }
+
+    /** Changes committed on this replica: its own watchers need not wait for the NOTIFY round trip. */
+    void onChanged(java.util.Collection<UUID> accounts) {
+        accounts.forEach(this::wake);
+    }
+
+    private void wake(UUID account) {
+        Set<Watcher> set = watchers.get(account);
+        if (set != null) {
+            set.forEach(Watcher::wake);
         }
     }
 

@@ -16,6 +16,7 @@ import org.springframework.context.SmartLifecycle;
 import org.springframework.http.codec.ServerSentEvent;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.stereotype.Service;
+import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
@@ -24,7 +25,7 @@ import reactor.core.publisher.Sinks;
  * Live balance streams. A stream is a loop: wait for a wake-up, read every version after the last one
  * sent from the ledger (in pages), send them, repeat. The first read happens at once, so a resumed
  * stream replays what it missed and a new one starts with the current balance; from then on
- * notifications wake it. Because every read starts after the last version sent, the switch from
+ * announcements of committed changes ({@link BalanceChanges}) wake it, and a periodic safety check. Because every read starts after the last version sent, the switch from
  * replay to live has no gap, no duplicate and no reordering, and a lost notification only delays.
  *
  * <p>Memory per stream is bounded whatever the reader's speed: reads happen only when the HTTP writer
@@ -53,6 +54,7 @@ class BalanceStreams implements SmartLifecycle {
     private final Duration heartbeat;
     private final Duration retryHint;
     private final Duration maxLifetime;
+    private final Duration safetyCheck;
     private final int maxPerClient;
     private final int maxTotal;
     /** Completes every stream at shutdown, so clients reconnect elsewhere instead of holding it up. */
@@ -63,6 +65,7 @@ class BalanceStreams implements SmartLifecycle {
             @Value("${paystream.streams.heartbeat}") Duration heartbeat,
             @Value("${paystream.streams.retry-hint}") Duration retryHint,
             @Value("${paystream.streams.max-lifetime}") Duration maxLifetime,
+            @Value("${paystream.streams.safety-check}") Duration safetyCheck,
             @Value("${paystream.streams.max-per-client}") int maxPerClient,
             @Value("${paystream.streams.max-per-replica}") int maxTotal) {
         this.db = db;
@@ -70,6 +73,7 @@ class BalanceStreams implements SmartLifecycle {
         this.heartbeat = heartbeat;
         this.retryHint = retryHint;
         this.maxLifetime = maxLifetime;
+        this.safetyCheck = safetyCheck;
         this.maxPerClient = maxPerClient;
         this.maxTotal = maxTotal;
     }
@@ -97,9 +101,15 @@ class BalanceStreams implements SmartLifecycle {
 
     private Flux<ServerSentEvent<BalanceEvent>> stream(BalanceHub.Watcher watcher, Long after) {
         UUID accountId = watcher.accountId;
+        // The safety check: the bound on how late a change whose announcement was lost (a replica
+        // died between COMMIT and announcing it) can arrive. It wakes the watcher like a notification.
+        Disposable safetyChecks = Flux.interval(safetyCheck, safetyCheck).subscribe(tick -> watcher.wake());
         return pipeline(watcher.wakes(), after, head(accountId), lastSent -> readAfter(accountId, lastSent),
                 new Limits(heartbeat, retryHint, maxLifetime), shutdown.asMono())
-                .doFinally(signal -> hub.unregister(watcher));
+                .doFinally(signal -> {
+                    safetyChecks.dispose();
+                    hub.unregister(watcher);
+                });
     }
 
     record Limits(Duration heartbeat, Duration retryHint, Duration maxLifetime) {
@@ -124,7 +134,13 @@ class BalanceStreams implements SmartLifecycle {
         Flux<ServerSentEvent<BalanceEvent>> heartbeats = Flux.interval(limits.heartbeat())
                 .map(tick -> ServerSentEvent.<BalanceEvent>builder().comment("heartbeat").build());
         // Prefetch 1: nothing is read ahead of what the HTTP writer asks for, beyond one event.
-        return Flux.merge(1, Flux.concat(first, changes), heartbeats)
+        // A read that fails (the database busy or gone) ends the stream cleanly rather than cutting the
+        // connection: the client reconnects with its Last-Event-ID and misses nothing.
+        Sinks.Empty<Void> ended = Sinks.empty();
+        Flux<ServerSentEvent<BalanceEvent>> events = Flux.concat(first, changes)
+                .onErrorResume(error -> Flux.empty())
+                .doFinally(signal -> ended.tryEmitEmpty());
+        return Flux.merge(1, events, heartbeats.takeUntilOther(ended.asMono()))
                 .take(limits.maxLifetime())
                 .takeUntilOther(shutdown);
     }

@@ -77,7 +77,8 @@ final class Problems {
             // Honest about the one ambiguous case (a connection lost during COMMIT): the client cannot
             // know whether it was applied, but a retry with the same Idempotency-Key is always safe.
             return new ApiException(Problem.DATABASE_UNAVAILABLE,
-                    "The ledger is unavailable. Retry later with the same Idempotency-Key: a movement is applied at most once");
+                    "The ledger is unavailable; retry later. A money movement retried with the same Idempotency-Key"
+                            + " is applied at most once");
         }
         return new ApiException(Problem.INTERNAL_ERROR, "An unexpected error occurred");
     }

@@ -154,10 +154,10 @@ class Holds {
                             .bind("metadata", json.writeValueAsString(metadata))
                             .bind("expiresAt", expiresAt);
                     place = Ledger.bindOrNull(place, "description", request.description(), String.class);
-                    return place.map(row -> new Placed(Boolean.TRUE.equals(row.get("funded", Boolean.class)),
+                    return Ledger.touching(place.map(row -> new Placed(Boolean.TRUE.equals(row.get("funded", Boolean.class)),
                                     row.get("id", UUID.class), row.get("created_at", Instant.class),
                                     row.get("entry_count", Long.class)))
-                            .one();
+                            .one(), debit.id());
                 })
                 .map(placed -> {
                     if (!placed.funded()) {
@@ -251,7 +251,7 @@ class Holds {
 
     private Mono<Hold> release(Hold hold, String status) {
         return ledger.lockAccounts(List.of(hold.fromAccountId()), null)
-                .then(db.sql(RELEASE)
+                .then(Ledger.touching(db.sql(RELEASE)
                         .bind("debit", hold.fromAccountId())
                         .bind("holdId", hold.id())
                         .bind("status", status)
@@ -263,7 +263,7 @@ class Holds {
                             }
                             return withOutcome(hold, status, null, null, row.get("created_at", Instant.class));
                         })
-                        .one());
+                        .one(), hold.fromAccountId()));
     }
 
     private record Outcome(String status, Long capturedAmount, UUID transactionId, Instant createdAt) {

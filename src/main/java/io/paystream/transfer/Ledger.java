@@ -4,7 +4,9 @@ import java.time.Instant;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
 
 import io.paystream.idempotency.IdempotencyKey;
@@ -13,6 +15,7 @@ import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import io.paystream.stream.BalanceChanges;
 import io.paystream.system.ProblemExceptionHandler;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.r2dbc.core.DatabaseClient.GenericExecuteSpec;
@@ -22,6 +25,7 @@ import org.springframework.transaction.TransactionDefinition;
 import org.springframework.transaction.reactive.TransactionalOperator;
 import org.springframework.transaction.support.DefaultTransactionDefinition;
 import reactor.core.publisher.Mono;
+import reactor.util.context.Context;
 import reactor.util.retry.RetryBackoffSpec;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -160,6 +164,7 @@ class Ledger {
     private final JsonMapper json;
     private final LedgerProperties properties;
     private final IdempotencyKeys idempotencyKeys;
+    private final BalanceChanges balanceChanges;
     private final TransactionalOperator transactions;
     private final TransactionalOperator lockingTransactions;
     private final String selectAccounts;
@@ -167,11 +172,12 @@ class Ledger {
     private final boolean pessimistic;
 
     Ledger(DatabaseClient db, JsonMapper json, ReactiveTransactionManager transactionManager,
-            LedgerProperties properties, IdempotencyKeys idempotencyKeys) {
+            LedgerProperties properties, IdempotencyKeys idempotencyKeys, BalanceChanges balanceChanges) {
         this.db = db;
         this.json = json;
         this.properties = properties;
         this.idempotencyKeys = idempotencyKeys;
+        this.balanceChanges = balanceChanges;
         this.pessimistic = properties.concurrencyMode() == ConcurrencyMode.PESSIMISTIC;
         this.lockingTransactions = operator(transactionManager, TransactionDefinition.ISOLATION_READ_COMMITTED);
         this.transactions = pessimistic ? lockingTransactions
@@ -216,19 +222,40 @@ class Ledger {
 
     private Mono<StoredResponse> run(TransactionalOperator operator, IdempotencyKey key, String path,
             Supplier<Mono<Reply>> work) {
-        // defer: every retry builds a fresh unit and so runs in a fresh transaction. The timeout bounds
-        // the work inside the transaction, not its COMMIT: a unit cut short is rolled back, so a
-        // timeout never hides a committed movement.
-        return Mono.defer(() -> operator.transactional(idempotencyKeys.claim(key)
-                        .switchIfEmpty(Mono.defer(() -> execute(key, path, work)))
-                        .timeout(properties.attemptTimeout())))
-                .retryWhen(retry);
+        return attempts(operator, () -> idempotencyKeys.claim(key)
+                .switchIfEmpty(Mono.defer(() -> execute(key, path, work))));
     }
 
     /** Runs one unit of work that answers no client (the hold expiry sweeper), with the same frame. */
     <T> Mono<T> runInternal(Supplier<Mono<T>> work) {
-        return Mono.defer(() -> transactions.transactional(Mono.defer(work).timeout(properties.attemptTimeout())))
-                .retryWhen(retry);
+        return attempts(transactions, () -> Mono.defer(work));
+    }
+
+    /**
+     * The frame of every unit: one transaction per attempt, retried whole. The timeout bounds the work
+     * inside the transaction, not its COMMIT: a unit cut short is rolled back, so a timeout never hides
+     * a committed movement. Once an attempt has committed, the accounts it wrote are announced to
+     * balance streams; a failed attempt's are forgotten with it.
+     */
+    private <T> Mono<T> attempts(TransactionalOperator operator, Supplier<Mono<T>> unit) {
+        // defer: every retry builds a fresh unit and so runs in a fresh transaction.
+        return Mono.defer(() -> {
+            Set<UUID> touched = ConcurrentHashMap.newKeySet();
+            return operator.transactional(unit.get().timeout(properties.attemptTimeout()))
+                    .contextWrite(Context.of(TOUCHED, touched))
+                    .doOnSuccess(result -> balanceChanges.committed(touched));
+        }).retryWhen(retry);
+    }
+
+    /** Where the current attempt collects the accounts whose balance rows it wrote. */
+    private static final String TOUCHED = Ledger.class.getName() + ".touched";
+
+    /** Notes, once {@code write} has succeeded, that it wrote balance rows of these accounts. */
+    static <T> Mono<T> touching(Mono<T> write, UUID... accounts) {
+        return write.flatMap(result -> Mono.deferContextual(context -> {
+            context.<Set<UUID>>getOrEmpty(TOUCHED).ifPresent(set -> set.addAll(List.of(accounts)));
+            return Mono.just(result);
+        }));
     }
 
     private Mono<StoredResponse> execute(IdempotencyKey key, String path, Supplier<Mono<Reply>> work) {
@@ -359,14 +386,14 @@ class Ledger {
         statement = bindOrNull(statement, "description", posting.description(), String.class);
         statement = bindOrNull(statement, "reversalOf", posting.reversalOf(), UUID.class);
         statement = bindOrNull(statement, "holdId", posting.holdId(), UUID.class);
-        return statement
+        return touching(statement
                 .map(row -> new Verdict(Boolean.TRUE.equals(row.get("funded", Boolean.class)),
                         Boolean.TRUE.equals(row.get("within_deposit_limit", Boolean.class)),
                         Boolean.TRUE.equals(row.get("within_bounds", Boolean.class)),
                         row.get("id", UUID.class), row.get("created_at", Instant.class),
                         row.get("entry_count", Long.class)))
                 .one()
-                .map(verdict -> toTransfer(posting, metadata, verdict));
+                .map(verdict -> toTransfer(posting, metadata, verdict)), posting.debit().id(), posting.credit().id());
     }
 
     static <T> GenericExecuteSpec bindOrNull(GenericExecuteSpec statement, String name, T value, Class<T> type) {

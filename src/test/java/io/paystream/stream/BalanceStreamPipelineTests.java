@@ -96,7 +96,7 @@ class BalanceStreamPipelineTests {
                 .then(() -> {
                     for (int i = 0; i < 100; i++) {
                         append(1);
-                        hub.onNotification(ACCOUNT + ":" + ledger.size());
+                        hub.onNotification(ACCOUNT.toString());
                     }
                 })
                 .thenRequest(101)
@@ -106,6 +106,16 @@ class BalanceStreamPipelineTests {
         // A handful of reads (the first, one in progress when the burst began, the coalesced pending
         // wake-up), not one per notification: the count does not grow with the burst.
         assertThat(reads.get()).isLessThanOrEqualTo(5);
+    }
+
+    @Test
+    void aFailedReadEndsTheStreamCleanlyForTheClientToResume() {
+        append(1);
+        Function<AtomicLong, Flux<BalanceEvent>> failing = lastSent -> Flux.error(new IllegalStateException("pool exhausted"));
+        StepVerifier.create(BalanceStreams.pipeline(Flux.never(), null, head(), failing, LIMITS, Mono.never()))
+                .assertNext(first -> assertThat(first.id()).isEqualTo("1"))
+                .expectComplete()
+                .verify(Duration.ofSeconds(5));
     }
 
     @Test

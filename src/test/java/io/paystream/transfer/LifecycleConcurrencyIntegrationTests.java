@@ -103,7 +103,8 @@ abstract class LifecycleConcurrencyIntegrationTests {
         UUID to = burst.account("USD");
         burst.deposit(from, 1_000_000, "USD");
         int holds = 30;
-        Instant soon = Instant.now().plusSeconds(3);
+        // Far enough ahead that placing all holds (slow on a busy machine) ends before it.
+        Instant soon = Instant.now().plusSeconds(10);
         List<String> ids = new ArrayList<>();
         for (int i = 0; i < holds; i++) {
             HttpResult hold = burst.send(new Burst.Call("/v1/holds", Map.of("fromAccountId", from, "toAccountId", to,
