@@ -41,8 +41,7 @@ class SecurityConfiguration {
 
     @Bean
     SecurityWebFilterChain securityFilterChain(ServerHttpSecurity http, ApiKeys apiKeys,
-            @Value("${paystream.security.jwt-issuer-uri:}") String jwtIssuerUri,
-            @Value("${paystream.cors.allowed-origins:}") List<String> corsAllowedOrigins) {
+            @Value("${paystream.security.jwt-issuer-uri:}") String jwtIssuerUri) {
         ServerAuthenticationEntryPoint unauthorized = (exchange, failure) ->
                 Mono.error(new ApiException(Problem.UNAUTHORIZED,
                         "Send Authorization: Bearer <API key>; the key given is missing, unknown or revoked"));
@@ -62,7 +61,8 @@ class SecurityConfiguration {
         bearer.setSecurityContextRepository(NoOpServerSecurityContextRepository.getInstance());
 
         return http
-                .cors(cors -> cors.configurationSource(cors(corsAllowedOrigins)))
+                // CORS is answered by CorsFilter, before this chain, so refusals are problem+json too.
+                .cors(ServerHttpSecurity.CorsSpec::disable)
                 .csrf(ServerHttpSecurity.CsrfSpec::disable)
                 .httpBasic(ServerHttpSecurity.HttpBasicSpec::disable)
                 .formLogin(ServerHttpSecurity.FormLoginSpec::disable)
@@ -84,6 +84,11 @@ class SecurityConfiguration {
      * Browsers on the listed origins may call the API (and watch balance streams). None by default:
      * an API key in a browser is a deliberate choice of the deployment.
      */
+    @Bean
+    CorsFilter corsFilter(@Value("${paystream.cors.allowed-origins:}") List<String> corsAllowedOrigins) {
+        return new CorsFilter(cors(corsAllowedOrigins));
+    }
+
     private static UrlBasedCorsConfigurationSource cors(List<String> allowedOrigins) {
         UrlBasedCorsConfigurationSource source = new UrlBasedCorsConfigurationSource();
         List<String> origins = allowedOrigins.stream().map(String::strip).filter(o -> !o.isEmpty()).toList();

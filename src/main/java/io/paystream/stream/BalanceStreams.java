@@ -123,21 +123,25 @@ class BalanceStreams implements SmartLifecycle {
     static Flux<ServerSentEvent<BalanceEvent>> pipeline(Flux<Boolean> wakes, Long after, Mono<BalanceEvent> head,
             Function<AtomicLong, Flux<BalanceEvent>> readAfter, Limits limits, Mono<Void> shutdown) {
         AtomicLong lastSent = new AtomicLong(after == null ? -1 : after);
+        // Sent at once, so the client sees the response start even when there is nothing to replay,
+        // and learns how soon to reconnect.
+        ServerSentEvent<BalanceEvent> opened = ServerSentEvent.<BalanceEvent>builder().comment("stream open")
+                .retry(limits.retryHint()).build();
         Flux<ServerSentEvent<BalanceEvent>> first = after != null ? Flux.empty() : head
                 .doOnNext(event -> lastSent.set(event.version()))
-                .map(event -> event(event, limits.retryHint()))
+                .map(BalanceStreams::event)
                 .flux();
         Flux<ServerSentEvent<BalanceEvent>> changes = wakes
                 .startWith(Boolean.TRUE)
                 .concatMap(wake -> readAfter.apply(lastSent), 1)
-                .map(event -> event(event, after != null && event.version() == after + 1 ? limits.retryHint() : null));
+                .map(BalanceStreams::event);
         Flux<ServerSentEvent<BalanceEvent>> heartbeats = Flux.interval(limits.heartbeat())
                 .map(tick -> ServerSentEvent.<BalanceEvent>builder().comment("heartbeat").build());
         // Prefetch 1: nothing is read ahead of what the HTTP writer asks for, beyond one event.
         // A read that fails (the database busy or gone) ends the stream cleanly rather than cutting the
         // connection: the client reconnects with its Last-Event-ID and misses nothing.
         Sinks.Empty<Void> ended = Sinks.empty();
-        Flux<ServerSentEvent<BalanceEvent>> events = Flux.concat(first, changes)
+        Flux<ServerSentEvent<BalanceEvent>> events = Flux.concat(Flux.just(opened), first, changes)
                 .onErrorResume(error -> Flux.empty())
                 .doFinally(signal -> ended.tryEmitEmpty());
         return Flux.merge(1, events, heartbeats.takeUntilOther(ended.asMono()))
@@ -167,10 +171,8 @@ class BalanceStreams implements SmartLifecycle {
                 });
     }
 
-    private static ServerSentEvent<BalanceEvent> event(BalanceEvent event, Duration retryHint) {
-        ServerSentEvent.Builder<BalanceEvent> builder = ServerSentEvent.<BalanceEvent>builder(event)
-                .event("balance").id(Long.toString(event.version()));
-        return retryHint != null ? builder.retry(retryHint).build() : builder.build();
+    private static ServerSentEvent<BalanceEvent> event(BalanceEvent event) {
+        return ServerSentEvent.<BalanceEvent>builder(event).event("balance").id(Long.toString(event.version())).build();
     }
 
     private static BalanceEvent event(UUID accountId, Readable row) {

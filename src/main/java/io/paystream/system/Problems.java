@@ -10,12 +10,14 @@ import io.r2dbc.spi.R2dbcTransientResourceException;
 import org.springframework.core.io.buffer.DataBufferLimitException;
 import org.springframework.dao.DataAccessResourceFailureException;
 import org.springframework.http.HttpStatus;
+import org.springframework.http.InvalidMediaTypeException;
 import org.springframework.web.bind.support.WebExchangeBindException;
 import org.springframework.web.method.annotation.HandlerMethodValidationException;
 import org.springframework.web.server.MethodNotAllowedException;
 import org.springframework.web.server.MissingRequestValueException;
 import org.springframework.web.server.NotAcceptableStatusException;
 import org.springframework.web.server.ResponseStatusException;
+import org.springframework.web.server.ServerErrorException;
 import org.springframework.web.server.ServerWebInputException;
 import org.springframework.web.server.UnsupportedMediaTypeStatusException;
 import tools.jackson.core.JacksonException;
@@ -64,6 +66,14 @@ final class Problems {
         }
         if (failure instanceof ServerWebInputException input) {
             return classifyInput(input);
+        }
+        if (failure instanceof ServerErrorException serverError && serverError.getMethodParameter() != null
+                && serverError.getMethodParameter().getParameterName() != null) {
+            // A path variable that converts to nothing (a blank id): the client's mistake, not ours.
+            return ApiException.invalidField(safe(serverError.getMethodParameter().getParameterName()), "is required");
+        }
+        if (causedBy(failure, InvalidMediaTypeException.class)) {
+            return new ApiException(Problem.BAD_REQUEST, "A media type header (Accept or Content-Type) cannot be parsed");
         }
         if (failure instanceof ResponseStatusException status) {
             if (status.getStatusCode().value() == HttpStatus.NOT_FOUND.value()) {

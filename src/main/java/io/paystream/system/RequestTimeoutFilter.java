@@ -4,6 +4,7 @@ import java.time.Duration;
 
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.core.Ordered;
+import org.springframework.http.HttpHeaders;
 import org.springframework.http.MediaType;
 import org.springframework.stereotype.Component;
 import org.springframework.web.server.ServerWebExchange;
@@ -26,7 +27,10 @@ class RequestTimeoutFilter implements WebFilter, Ordered {
 
     @Override
     public Mono<Void> filter(ServerWebExchange exchange, WebFilterChain chain) {
-        if (exchange.getRequest().getHeaders().getAccept().contains(MediaType.TEXT_EVENT_STREAM)
+        // The raw header, not getAccept(): an unparsable Accept must reach content negotiation (and its
+        // 4xx), not fail here.
+        String accept = exchange.getRequest().getHeaders().getFirst(HttpHeaders.ACCEPT);
+        if ((accept != null && accept.contains(MediaType.TEXT_EVENT_STREAM_VALUE))
                 || exchange.getRequest().getPath().value().endsWith("/stream")) {
             return chain.filter(exchange); // streams are long on purpose, bounded by their own lifetime
         }

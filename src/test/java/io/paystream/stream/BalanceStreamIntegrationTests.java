@@ -82,7 +82,6 @@ class BalanceStreamIntegrationTests {
         }
         assertThat(events).extracting(ServerSentEvent::id).containsExactly("1", "2", "3");
         assertThat(events).extracting(ServerSentEvent::event).containsOnly("balance");
-        assertThat(events.get(0).retry()).isNotNull();
         Map<String, Object> last = events.get(2).data();
         assertThat(last).containsEntry("accountId", account.toString()).containsEntry("balance", 123)
                 .containsEntry("held", 0).containsEntry("available", 123).containsEntry("version", 3)
