@@ -39,7 +39,10 @@ final class App {
     private String mode;
     private int starts;
 
-    App(Path jar, Path workDir, Postgres db, String jvmOpts) {
+    private final String rateLimit;
+
+    App(Path jar, Path workDir, Postgres db, String jvmOpts, String rateLimit) {
+        this.rateLimit = rateLimit;
         this.jar = jar;
         this.workDir = workDir;
         this.db = db;
@@ -94,6 +97,10 @@ final class App {
         env.put("SPRING_FLYWAY_URL", db.jdbcUrl());
         env.put("PAYSTREAM_CONCURRENCY_MODE", concurrencyMode);
         env.put("PAYSTREAM_ADMIN_API_KEY", apiKey);
+        if (rateLimit != null) {
+            env.put("PAYSTREAM_RATE_LIMIT_PER_SECOND", rateLimit);
+            env.put("PAYSTREAM_RATE_LIMIT_BURST", Long.toString(Math.max(1, 2 * Long.parseLong(rateLimit))));
+        }
         Files.writeString(logFile(), "\n===== paystream bench: starting the application (" + concurrencyMode
                 + "), start #" + (starts + 1) + " =====\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
                 StandardOpenOption.APPEND);

@@ -56,7 +56,7 @@ final class AppLog {
             rest = line.substring(sep + 3);
         }
         rest = rest.replaceAll("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>")
-                .replaceAll("\\d+", "N");
+                .replaceAll("\\b\\d+\\b", "N");
         return Phase.truncate(level + " " + logger + ": " + rest.strip(), 220);
     }
 }

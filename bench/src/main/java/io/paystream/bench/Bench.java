@@ -38,10 +38,13 @@ final class Bench {
     final Map<Phase, Map<String, Double>> cpu = new HashMap<>();
     final Map<String, List<Map<String, Object>>> statements = new LinkedHashMap<>();
     final Map<String, Path> scripts = new LinkedHashMap<>();
+    final Map<String, Phase> warmups = new LinkedHashMap<>();
+    final Map<String, Audit.Result> warmupAudits = new LinkedHashMap<>();
     final List<String> notes = new ArrayList<>();
     Instant started;
     Instant finished;
     Seeder.Accounts accounts;
+    Clients clients;
     String pgbenchVersion = "";
 
     Bench(Config c, Postgres db, App app) {
@@ -51,18 +54,18 @@ final class Bench {
     }
 
     /** The seeded accounts with a role: the merchant, and per mode a drained account per drain run. */
-    Map<String, Long> specialFunds() {
-        Map<String, Long> m = new LinkedHashMap<>();
-        m.put("merchant", c.funds);
-        long drainFunds = c.drainWithdrawals * c.drainAmount;
+    Map<String, Seeder.Special> specials() {
+        Map<String, Seeder.Special> m = new LinkedHashMap<>();
+        m.put("merchant", new Seeder.Special(c.funds, clients.merchant));
+        // Drained accounts start with 1 minor unit; the rest is deposited just before their run.
         for (String mode : c.modes) {
-            m.put("drain-warmup " + mode, 1_000_000_000_000L);
+            m.put("drain-warmup " + mode, new Seeder.Special(1_000_000_000_000L, clients.drain));
             if (c.workloads.contains("drain")) {
-                m.put(drainRole(mode, "closed", 0), drainFunds);
+                m.put(drainRole(mode, "closed", 0), new Seeder.Special(1, clients.drain));
             }
             if (c.openWorkloads.contains("drain")) {
                 for (int pct : c.openRates) {
-                    m.put(drainRole(mode, "open", pct), drainFunds);
+                    m.put(drainRole(mode, "open", pct), new Seeder.Special(1, clients.drain));
                 }
             }
         }
@@ -77,10 +80,14 @@ final class Bench {
         started = Instant.now();
         // The first start migrates the schema (Flyway); then the accounts are seeded.
         app.startAndAwaitReady(c.modes.get(0), READY_TIMEOUT);
+        clients = Clients.create(app, c.clients);
+        if (!clients.perClientKeys) {
+            notes.add("The application has no API keys endpoint: every request used the admin key");
+        }
         try (Connection conn = db.admin()) {
             accounts = c.seed.equals("api")
-                    ? Seeder.seedApi(conn, app, c.accounts, c.funds, specialFunds())
-                    : Seeder.seedSql(conn, c.accounts, c.funds, specialFunds());
+                    ? Seeder.seedApi(conn, app, c.accounts, c.funds, specials(), clients)
+                    : Seeder.seedSql(conn, c.accounts, c.funds, specials(), clients);
             Audit.Result seeded = Audit.run(conn, null);
             Log.info("Audit after seeding: %s", seeded.summary());
             if (!seeded.ok()) {
@@ -109,9 +116,12 @@ final class Bench {
                 runPgbench(sql, mode);
             }
             app.startAndAwaitReady(mode, READY_TIMEOUT);
+            warmApp(mode);
             Map<String, Double> peak = new HashMap<>();
             for (String workload : c.workloads) {
-                Phase p = runPhase(workload, mode, "closed", 0, 0);
+                // The drained account is funded for 30% of what the slowest closed-loop run so far would do.
+                Double slowest = peak.values().stream().min(Double::compare).orElse(null);
+                Phase p = runPhase(workload, mode, "closed", 0, 0, slowest);
                 peak.put(workload, p.throughput());
             }
             for (String workload : c.openWorkloads) {
@@ -121,13 +131,36 @@ final class Bench {
                     continue;
                 }
                 for (int pct : c.openRates) {
-                    runPhase(workload, mode, "open", Math.max(1, closedPeak * pct / 100.0), pct);
+                    double rate = Math.max(1, closedPeak * pct / 100.0);
+                    runPhase(workload, mode, "open", rate, pct, rate);
                 }
             }
             app.stop();
         }
         finished = Instant.now();
         Report.write(this);
+    }
+
+    /**
+     * A freshly started JVM runs the request path interpreted, then compiles it: the first thousands of
+     * requests are much slower than the rest. Uniform transfers for --app-warmup seconds (at most 30000
+     * requests) before anything is measured; audited like every run, reported apart.
+     */
+    private void warmApp(String mode) throws Exception {
+        if (c.appWarmupSeconds <= 0) {
+            return;
+        }
+        Phase p = new Phase("uniform", mode, "app warm-up", c.clients, 0, 0);
+        Log.info("Application warm-up (%s): uniform transfers, %d clients, %d s", mode, c.clients, c.appWarmupSeconds);
+        try (Connection conn = db.admin();
+                Http http = new Http(app.port, app.apiKey, c.clients, RESPONSE_TIMEOUT, "warmup")) {
+            Load.closed(http, Workload.uniform(accounts, clients), p, Duration.ZERO, Duration.ofSeconds(c.appWarmupSeconds),
+                    30_000, "bench-" + runId + "-" + mode + "-appwarmup-", RESPONSE_TIMEOUT);
+            Audit.Result audit = Audit.run(conn, p.acknowledgedList());
+            Log.info("  warm-up: %.0f req/s on average; %s; audit %s", p.throughput(), p.statusCounts(), audit.summary());
+            warmups.put(mode, p);
+            warmupAudits.put(mode, audit);
+        }
     }
 
     private void runPgbench(AppSql sql, String mode) throws Exception {
@@ -159,16 +192,28 @@ final class Bench {
         }
     }
 
-    private Phase runPhase(String workloadName, String mode, String loop, double rate, int pct) throws Exception {
+    /**
+     * One measured run. {@code expectedRate} (requests/s, may be null) sizes the drained account's funds:
+     * 30% of the withdrawals the window would see at that rate, so that it runs dry mid-window.
+     */
+    private Phase runPhase(String workloadName, String mode, String loop, double rate, int pct, Double expectedRate)
+            throws Exception {
         Phase p = new Phase(workloadName, mode, loop, loop.equals("closed") ? c.clients : 0, rate, pct);
         Duration warmup = Duration.ofSeconds(c.warmupSeconds);
         Duration measure = Duration.ofSeconds(c.durationSeconds);
         String keyPrefix = "bench-" + runId + "-" + mode + "-" + workloadName + "-" + loop + pct + "-";
         UUID drained = workloadName.equals("drain") ? accounts.special(drainRole(mode, loop, pct)) : null;
+        long drainFunds = 0;
+        if (drained != null) {
+            long withdrawals = c.drainWithdrawals > 0 ? c.drainWithdrawals
+                    : Math.max(20, Math.round((expectedRate == null ? 100 : expectedRate) * c.durationSeconds * 0.3));
+            drainFunds = 1 + fund(drained, withdrawals * c.drainAmount, mode + "-" + loop + pct);
+            Log.info("Drained account funded for %d withdrawals of %d", withdrawals, c.drainAmount);
+        }
         Workload workload = switch (workloadName) {
-            case "uniform" -> Workload.uniform(accounts.numbered());
-            case "hot" -> Workload.hot(accounts.numbered(), accounts.special("merchant"), c.hotShare);
-            case "drain" -> Workload.drain(accounts.special("drain-warmup " + mode), drained, c.drainAmount,
+            case "uniform" -> Workload.uniform(accounts, clients);
+            case "hot" -> Workload.hot(accounts, clients, accounts.special("merchant"), c.hotShare);
+            case "drain" -> Workload.drain(clients, accounts.special("drain-warmup " + mode), drained, c.drainAmount,
                     System.nanoTime() + warmup.toNanos() + (loop.equals("open") ? 10_000_000 : 0));
             default -> throw new IllegalArgumentException(workloadName);
         };
@@ -188,7 +233,8 @@ final class Bench {
                 if (loop.equals("closed")) {
                     Load.closed(http, workload, p, warmup, measure, c.maxRequests, keyPrefix, RESPONSE_TIMEOUT);
                 } else {
-                    Load.open(http, workload, p, warmup, measure, c.maxRequests, c.maxInFlight, keyPrefix, RESPONSE_TIMEOUT);
+                    Load.open(http, workload, p, warmup, measure, c.maxRequests, c.maxInFlight, c.clients, keyPrefix,
+                            RESPONSE_TIMEOUT);
                 }
             }
             Cpu.Sample s1 = Cpu.sample(app.pid(), db.postmasterPid());
@@ -205,7 +251,7 @@ final class Bench {
             p.audit = Audit.run(conn, p.acknowledgedList());
             checkWritten(p);
             if (drained != null) {
-                checkDrain(conn, p, drained);
+                checkDrain(conn, p, drained, drainFunds);
             }
         }
         phases.add(p);
@@ -239,13 +285,12 @@ final class Bench {
     }
 
     /** The drained account ends where its withdrawals put it, and was refused only once really empty. */
-    private void checkDrain(Connection conn, Phase p, UUID drained) throws SQLException {
-        long funds;
+    private void checkDrain(Connection conn, Phase p, UUID drained, long funds) throws SQLException {
         long balance;
         long withdrawals;
         long withdrawn;
         try (PreparedStatement s = conn.prepareStatement("""
-                SELECT (SELECT funds FROM bench.special WHERE id = ?),
+                SELECT CAST(? AS uuid) AS unused,
                        (SELECT balance - held FROM balances WHERE account_id = ? ORDER BY version DESC LIMIT 1),
                        (SELECT count(*) FROM transactions WHERE debit_account_id = ? AND type = 'withdrawal'),
                        (SELECT coalesce(sum(amount), 0) FROM transactions WHERE debit_account_id = ? AND type = 'withdrawal')""")) {
@@ -254,7 +299,6 @@ final class Bench {
             }
             try (ResultSet rs = s.executeQuery()) {
                 rs.next();
-                funds = rs.getLong(1);
                 balance = rs.getLong(2);
                 withdrawals = rs.getLong(3);
                 withdrawn = rs.getLong(4);
@@ -271,6 +315,25 @@ final class Bench {
         if (refusals > 0 && balance >= c.drainAmount) {
             p.audit.failures().add("drained account: " + refusals + " withdrawals refused for insufficient funds "
                     + "although " + balance + " is still available");
+        }
+    }
+
+    /** An admin deposit through the API, retried with the same key on a transient failure; returns the amount. */
+    private long fund(UUID account, long amount, String tag) {
+        try (Http http = new Http(app.port, app.apiKey, 2, RESPONSE_TIMEOUT, "fund")) {
+            String key = "bench-" + runId + "-fund-" + tag;
+            for (int attempt = 1; attempt <= 10; attempt++) {
+                Http.Response r = http.post("/v1/accounts/" + account + "/deposits",
+                        "{\"amount\":" + amount + ",\"currency\":\"EUR\"}", key, app.apiKey).block();
+                if (r != null && r.status() == 201) {
+                    return amount;
+                }
+                if (r != null && r.status() >= 400 && r.status() < 500 && r.status() != 409 && r.status() != 429) {
+                    throw new IllegalStateException("funding the drained account answered " + r.label() + ": " + r.body());
+                }
+                Sh.sleep(500L * attempt);
+            }
+            throw new IllegalStateException("funding the drained account failed 10 times");
         }
     }
 

@@ -36,7 +36,8 @@ final class Charts {
         for (String mode : b.c.modes) {
             List<Double> values = new ArrayList<>();
             for (String category : categories) {
-                values.add(value(b, mode, category, -1));
+                Double v = value(b, mode, category, -1);
+                values.add(v == null ? 0.0 : v);
             }
             throughput.addSeries(mode, categories, values);
         }
@@ -49,14 +50,32 @@ final class Charts {
                     .yAxisTitle("milliseconds").build();
             style(latency);
             latency.getStyler().setYAxisLogarithmic(true);
+            latency.getStyler().setLabelsVisible(false);
+            // A log axis takes no zero: only the runs of this mode that have all three percentiles.
+            List<String> present = categories.stream().filter(cat -> {
+                Double v = value(b, mode, cat, 50);
+                return v != null && v > 0;
+            }).toList();
+            if (present.isEmpty()) {
+                continue;
+            }
+            double min = Double.MAX_VALUE;
             for (double pct : new double[] {50, 99, 99.9}) {
                 List<Double> values = new ArrayList<>();
-                for (String category : categories) {
-                    values.add(value(b, mode, category, pct));
+                for (String category : present) {
+                    Double v = value(b, mode, category, pct);
+                    double x = v == null || v <= 0 ? 0.01 : v;
+                    min = Math.min(min, x);
+                    values.add(x);
                 }
-                latency.addSeries("p" + (pct == 99.9 ? "99.9" : Integer.toString((int) pct)), categories, values);
+                latency.addSeries("p" + (pct == 99.9 ? "99.9" : Integer.toString((int) pct)), present, values);
             }
+            // XChart's bars start at the axis minimum; on a log axis it must be set below the data.
+            latency.getStyler().setYAxisMin(Math.pow(10, Math.floor(Math.log10(min))));
             panels.add(BitmapEncoder.getBufferedImage(latency));
+        }
+        if (panels.isEmpty()) {
+            return;
         }
         int height = panels.stream().mapToInt(BufferedImage::getHeight).sum();
         BufferedImage all = new BufferedImage(1400, height, BufferedImage.TYPE_INT_RGB);
@@ -83,7 +102,7 @@ final class Charts {
         chart.getStyler().setLabelsVisible(true);
         chart.getStyler().setLabelsFontColorAutomaticEnabled(false);
         chart.getStyler().setLabelsFontColor(Color.DARK_GRAY);
-        chart.getStyler().setDecimalPattern("#,##0.#");
+        chart.getStyler().setDecimalPattern("#,##0");
     }
 
     private static List<String> categories(Bench b) {

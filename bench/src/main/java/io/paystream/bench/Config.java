@@ -27,10 +27,16 @@ final class Config {
                                       instead of starting one; needs --db-user and --db-password
               --app-jar PATH          the application jar (default target/paystream-0.1.0-SNAPSHOT.jar)
               --app-jvm-opts "..."    JVM options for the application (default none)
+              --rate-limit N          the application's per-client rate limit, requests/s (default: the
+                                      application's own default; 0 turns it off). Every load client has its
+                                      own API key, so only the drain workload (one owner) can reach it
               --keep-workdir          keep the work directory (data, logs) under /tmp
 
             bench options:
               --warmup S              warm-up seconds before each measured phase (default 5)
+              --app-warmup S          after each start of the application, uniform transfers for S seconds
+                                      (at most 30000 requests) before anything is measured, so that the JIT
+                                      has compiled the request path (default 30)
               --duration S            measured seconds per phase (default 20)
               --clients N             closed-loop clients and pgbench clients (default 64)
               --modes LIST            concurrency modes (default pessimistic,optimistic)
@@ -40,7 +46,10 @@ final class Config {
               --max-in-flight N       open loop: requests in flight at most; beyond it a request is dropped (default 2000)
               --max-requests N        upper bound of requests per phase (default 5000000)
               --hot-share P           hot workload: percent of transfers paid to the one merchant account (default 90)
-              --drain-withdrawals N   drain workload: withdrawals the drained account can pay for (default 2000)
+              --drain-withdrawals N   drain workload: withdrawals the drained account can pay for (default: 30% of
+                                      what the slowest closed-loop run of the mode so far would do in the
+                                      measured window, so it runs dry mid-window; funded by an admin deposit
+                                      just before the run)
               --skip-pgbench          no SQL-only phase
 
             chaos options:
@@ -64,6 +73,8 @@ final class Config {
     String dbUser;
     String dbPassword;
     String appJvmOpts = "";
+    /** PAYSTREAM_RATE_LIMIT_PER_SECOND for the application; null: its default. */
+    String rateLimit;
     String commandLine = "";
     boolean keepWorkDir;
     int accounts = 10_000;
@@ -72,6 +83,7 @@ final class Config {
 
     // bench
     int warmupSeconds = 5;
+    int appWarmupSeconds = 30;
     int durationSeconds = 20;
     boolean durationGiven;
     int clients = 64;
@@ -83,7 +95,8 @@ final class Config {
     int maxInFlight = 2000;
     long maxRequests = 5_000_000;
     int hotShare = 90;
-    int drainWithdrawals = 2000;
+    /** 0: sized from the uniform closed-loop peak of the same mode, so the account runs dry mid-window. */
+    int drainWithdrawals = 0;
     long drainAmount = 1000;
     boolean skipPgbench;
 
@@ -134,11 +147,13 @@ final class Config {
                 case "--db-user" -> c.dbUser = v;
                 case "--db-password" -> c.dbPassword = v;
                 case "--app-jvm-opts" -> c.appJvmOpts = v;
+                case "--rate-limit" -> c.rateLimit = Integer.toString(positive(flag, v, 0));
                 case "--command-line" -> c.commandLine = v;
                 case "--accounts" -> c.accounts = positive(flag, v, 2);
                 case "--seed" -> c.seed = oneOf(flag, v, List.of("sql", "api"));
                 case "--funds" -> c.funds = positive(flag, v, 1000);
                 case "--warmup" -> c.warmupSeconds = positive(flag, v, 0);
+                case "--app-warmup" -> c.appWarmupSeconds = positive(flag, v, 0);
                 case "--duration" -> {
                     c.durationSeconds = positive(flag, v, 1);
                     c.durationGiven = true;

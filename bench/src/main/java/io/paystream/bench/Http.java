@@ -16,13 +16,17 @@ import reactor.netty.resources.ConnectionProvider;
 import reactor.netty.resources.LoopResources;
 
 /**
- * A non-blocking HTTP/1.1 client for 127.0.0.1 only. Every request carries the admin API key; every
- * money-moving request its Idempotency-Key. A request never fails: transport problems come back as a
+ * A non-blocking HTTP/1.1 client for 127.0.0.1 only. Every request carries an API key as a Bearer
+ * token (its client's, or the admin key); every money-moving request its Idempotency-Key. A request never fails: transport problems come back as a
  * response with status -1 and a short error name.
  */
 final class Http implements AutoCloseable {
 
-    record Response(int status, String body, String error) {
+    record Response(int status, String body, String error, boolean replayed) {
+
+        Response(int status, String body, String error) {
+            this(status, body, error, false);
+        }
 
         boolean is2xx() {
             return status >= 200 && status < 300;
@@ -45,6 +49,7 @@ final class Http implements AutoCloseable {
     private final LoopResources loops;
     private final HttpClient client;
     private final Duration overallTimeout;
+    private final String defaultKey;
 
     Http(int port, String apiKey, int maxConnections, Duration responseTimeout, String name) {
         this.provider = ConnectionProvider.builder(name)
@@ -60,14 +65,17 @@ final class Http implements AutoCloseable {
                 .port(port)
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 5000)
                 .responseTimeout(responseTimeout)
-                .headers(h -> h.set(HttpHeaderNames.AUTHORIZATION, "Bearer " + apiKey)
-                        .set(HttpHeaderNames.ACCEPT, "application/json"));
+                .headers(h -> h.set(HttpHeaderNames.ACCEPT, "application/json"));
+        this.defaultKey = apiKey;
         this.overallTimeout = responseTimeout.plusSeconds(65);
     }
 
-    Mono<Response> post(String path, String json, String idempotencyKey) {
+    /** A POST as the client whose API key is {@code apiKey} (null: the default key). */
+    Mono<Response> post(String path, String json, String idempotencyKey, String apiKey) {
         byte[] body = json.getBytes(StandardCharsets.UTF_8);
+        String bearer = "Bearer " + (apiKey == null ? defaultKey : apiKey);
         return exchange(client.request(HttpMethod.POST).uri(path).send((request, out) -> {
+            request.header(HttpHeaderNames.AUTHORIZATION, bearer);
             request.header(HttpHeaderNames.CONTENT_TYPE, "application/json");
             request.header(HttpHeaderNames.CONTENT_LENGTH, Integer.toString(body.length));
             if (idempotencyKey != null) {
@@ -77,14 +85,16 @@ final class Http implements AutoCloseable {
         }));
     }
 
-    Mono<Response> get(String path) {
-        return exchange(client.get().uri(path));
+    Mono<Response> get(String path, String apiKey) {
+        String bearer = "Bearer " + (apiKey == null ? defaultKey : apiKey);
+        return exchange(client.headers(h -> h.set(HttpHeaderNames.AUTHORIZATION, bearer)).get().uri(path));
     }
 
     private Mono<Response> exchange(HttpClient.ResponseReceiver<?> receiver) {
         return receiver
                 .responseSingle((response, content) -> content.asString(StandardCharsets.UTF_8).defaultIfEmpty("")
-                        .map(text -> new Response(response.status().code(), text, null)))
+                        .map(text -> new Response(response.status().code(), text, null,
+                                "true".equalsIgnoreCase(response.responseHeaders().get("Idempotent-Replayed")))))
                 .timeout(overallTimeout)
                 .onErrorResume(e -> Mono.just(new Response(-1, null, classify(e))));
     }

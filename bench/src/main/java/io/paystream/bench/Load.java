@@ -27,7 +27,35 @@ final class Load {
     private Load() {
     }
 
+    /** Prints answered requests per second every 5 s while a phase runs. */
+    static java.util.concurrent.ScheduledExecutorService progress(Phase phase) {
+        java.util.concurrent.ScheduledExecutorService s = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "bench-progress");
+            t.setDaemon(true);
+            return t;
+        });
+        long[] last = {0, System.nanoTime()};
+        s.scheduleAtFixedRate(() -> {
+            long answered = phase.answered.get();
+            long now = System.nanoTime();
+            Log.info("    ... %.0f answered/s", (answered - last[0]) / ((now - last[1]) / 1e9));
+            last[0] = answered;
+            last[1] = now;
+        }, 5, 5, java.util.concurrent.TimeUnit.SECONDS);
+        return s;
+    }
+
     static void closed(Http http, Workload workload, Phase phase, Duration warmup, Duration measure,
+            long maxRequests, String keyPrefix, Duration responseTimeout) {
+        java.util.concurrent.ScheduledExecutorService progress = progress(phase);
+        try {
+            closedLoop(http, workload, phase, warmup, measure, maxRequests, keyPrefix, responseTimeout);
+        } finally {
+            progress.shutdownNow();
+        }
+    }
+
+    private static void closedLoop(Http http, Workload workload, Phase phase, Duration warmup, Duration measure,
             long maxRequests, String keyPrefix, Duration responseTimeout) {
         long start = System.nanoTime();
         long measureStart = start + warmup.toNanos();
@@ -38,9 +66,9 @@ final class Load {
                     if (n > maxRequests) {
                         return Mono.empty();
                     }
-                    Workload.Request request = workload.next(ThreadLocalRandom.current());
+                    Workload.Request request = workload.next(ThreadLocalRandom.current(), client);
                     long t0 = System.nanoTime();
-                    return http.post(request.path(), request.body(), keyPrefix + n)
+                    return http.post(request.path(), request.body(), keyPrefix + n, request.apiKey())
                             .doOnNext(r -> phase.record(t0, System.nanoTime(), t0 >= measureStart && t0 < end, r));
                 }).repeat(() -> System.nanoTime() < end && phase.issued.get() < maxRequests), phase.clients)
                 .then()
@@ -57,7 +85,17 @@ final class Load {
     }
 
     static void open(Http http, Workload workload, Phase phase, Duration warmup, Duration measure, long maxRequests,
-            int maxInFlight, String keyPrefix, Duration responseTimeout) {
+            int maxInFlight, int clients, String keyPrefix, Duration responseTimeout) {
+        java.util.concurrent.ScheduledExecutorService progress = progress(phase);
+        try {
+            openLoop(http, workload, phase, warmup, measure, maxRequests, maxInFlight, clients, keyPrefix, responseTimeout);
+        } finally {
+            progress.shutdownNow();
+        }
+    }
+
+    private static void openLoop(Http http, Workload workload, Phase phase, Duration warmup, Duration measure,
+            long maxRequests, int maxInFlight, int clients, String keyPrefix, Duration responseTimeout) {
         AtomicInteger inFlight = new AtomicInteger();
         double periodNanos = 1e9 / phase.targetRate;
         long start = System.nanoTime() + 10_000_000;
@@ -81,8 +119,9 @@ final class Load {
             }
             inFlight.incrementAndGet();
             long n = phase.issued.incrementAndGet();
-            Workload.Request request = workload.next(ThreadLocalRandom.current());
-            http.post(request.path(), request.body(), keyPrefix + n)
+            // Requests are spread over the clients in turn, as independent clients would send them.
+            Workload.Request request = workload.next(ThreadLocalRandom.current(), (int) (i % clients));
+            http.post(request.path(), request.body(), keyPrefix + n, request.apiKey())
                     .subscribe(r -> {
                         phase.record(intended, System.nanoTime(), inWindow, r);
                         inFlight.decrementAndGet();

@@ -60,6 +60,7 @@ final class Pgbench {
                 -- (%s, %s). Mode: %s.
                 -- Before the transaction, outside it: pick two distinct random accounts and compute what the
                 -- application computes in Java (key, advisory lock id, fingerprint, response body).
+                -- (No colon may follow a letter in this file outside a variable: pgbench would take it for one.)
                 \\set a random(1, %d)
                 \\set b random(1, %d)
                 \\set b CASE WHEN :b >= :a THEN :b + 1 ELSE :b END
@@ -71,13 +72,12 @@ final class Pgbench {
                 \\set status 201
                 SELECT d.id AS debit, c.id AS credit, '{' || d.id || ',' || c.id || '}' AS ids,
                        'transfer' AS type, 'EUR' AS currency, 'none' AS "worldCurrency", '{}' AS metadata,
-                       'global' AS scope, k.key, ('x' || substr(md5(k.key), 1, 16))::bit(64)::bigint AS "lockId",
+                       coalesce(d.owner::text, '-') AS scope, k.key, ('x' || substr(md5(k.key), 1, 16))::bit(64)::bigint AS "lockId",
                        sha256(convert_to(k.key, 'UTF8')) AS fingerprint, '/v1/transfers/' || k.tx AS location,
                        convert_to(json_build_object('id', k.tx, 'type', 'transfer', 'status', 'posted',
                            'fromAccountId', d.id, 'toAccountId', c.id, 'amount', CAST(:amount AS int8),
                            'currency', 'EUR', 'description', NULL, 'metadata', '{}'::json, 'reversalOf', NULL,
-                           'holdId', NULL, 'createdAt', to_char(clock_timestamp() AT TIME ZONE 'UTC',
-                           'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text, 'UTF8') AS body
+                           'holdId', NULL, 'createdAt', clock_timestamp() AT TIME ZONE 'UTC')::text, 'UTF8') AS body
                   FROM bench.accounts d, bench.accounts c,
                        (SELECT 'pgbench-' || gen_random_uuid() AS key, gen_random_uuid() AS tx) k
                  WHERE d.n = :a AND c.n = :b \\gset

@@ -38,6 +38,7 @@ final class Phase {
     final AtomicLong measured2xx = new AtomicLong();
     final AtomicLong dropped = new AtomicLong();
     final AtomicLong issued = new AtomicLong();
+    final AtomicLong answered = new AtomicLong();
     final Map<String, String> sampleBodies = new ConcurrentHashMap<>();
     double seconds;
     boolean completed = true;
@@ -60,6 +61,7 @@ final class Phase {
     }
 
     void record(long startNanos, long endNanos, boolean inWindow, Http.Response response) {
+        answered.incrementAndGet();
         if (response.is2xx()) {
             String id = Json.field(response.body(), "id");
             if (id != null) {

@@ -211,7 +211,8 @@ final class Postgres {
     }
 
     String version() {
-        try (Connection c = admin(); Statement s = c.createStatement(); var rs = s.executeQuery("SHOW server_version")) {
+        try (Connection c = external ? admin() : connect("postgres", adminUser, adminPassword);
+                Statement s = c.createStatement(); var rs = s.executeQuery("SHOW server_version")) {
             rs.next();
             return rs.getString(1);
         } catch (SQLException e) {
