@@ -22,10 +22,6 @@ public record StoredResponse(int status, String location, byte[] body, boolean r
         return new StoredResponse(status, location, body, false);
     }
 
-    StoredResponse asReplay() {
-        return new StoredResponse(status, location, body, true);
-    }
-
     public ResponseEntity<byte[]> toResponseEntity() {
         ResponseEntity.BodyBuilder response = ResponseEntity.status(status)
                 .contentType(status >= 400 ? MediaType.APPLICATION_PROBLEM_JSON : MediaType.APPLICATION_JSON);

@@ -109,7 +109,4 @@ class BalanceHub {
         watchers.values().forEach(set -> set.forEach(Watcher::wake));
     }
 
-    int activeStreams() {
-        return total.get();
-    }
 }

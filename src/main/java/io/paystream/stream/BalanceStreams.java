@@ -182,10 +182,6 @@ class BalanceStreams implements SmartLifecycle {
                 row.get("transaction_id", UUID.class), row.get("hold_id", UUID.class), row.get("created_at", Instant.class));
     }
 
-    int activeStreams() {
-        return hub.activeStreams();
-    }
-
     // Shutdown: end every stream first, before the web server's graceful shutdown waits for requests.
 
     @Override
