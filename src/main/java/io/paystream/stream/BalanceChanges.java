@@ -18,7 +18,6 @@ import org.springframework.stereotype.Component;
 import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
-import reactor.core.scheduler.Schedulers;
 
 /**
  * Announces committed balance changes: at once to this replica's watchers, and, coalesced every
@@ -60,11 +59,8 @@ public class BalanceChanges implements SmartLifecycle {
         if (accounts.isEmpty()) {
             return;
         }
-        // Off the committing thread: waking a watcher starts its next read at once, and that must not
-        // run inside the movement's completion (it would start a query from within the transaction's
-        // release and stall both).
-        List<UUID> changed = List.copyOf(accounts);
-        Schedulers.parallel().schedule(() -> hub.onChanged(changed));
+        // The hub reads the changes on its own thread, never inside this movement's completion.
+        hub.changed(accounts);
         if (pending.size() + accounts.size() > MAX_PENDING) {
             overflow.set(true);
         } else {

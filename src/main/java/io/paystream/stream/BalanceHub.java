@@ -1,33 +1,136 @@
 package io.paystream.stream;
 
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.binder.MeterBinder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.beans.factory.annotation.Value;
+import org.springframework.context.SmartLifecycle;
 import org.springframework.stereotype.Component;
+import reactor.core.Disposable;
 import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import reactor.core.scheduler.Schedulers;
 import reactor.util.concurrent.Queues;
 
 /**
- * Who watches which account on this replica, and how to wake them. A wake-up carries no data: the
- * watcher reads what changed from the ledger. Wake-ups coalesce: each watcher holds at most one
- * pending wake-up, so a burst of changes or a slow reader costs no memory.
+ * Who watches which account on this replica, and what changed. Each watched account has one
+ * {@link Feed}: the latest version this replica has read and the few versions before it. When
+ * accounts change (announced by this replica, by another one through LISTEN, or by the periodic
+ * safety check) the hub reads the new versions of <em>all</em> of them in one statement, however many
+ * watchers each has, keeps them in the feeds and wakes the watchers; a watcher then takes what it has
+ * not sent yet from its feed, in memory. Only a watcher further behind than the feed remembers (a
+ * resume from long ago, a very slow reader) reads the ledger itself.
+ *
+ * <p>Cost: one read per burst of changes (up to {@value #ACCOUNTS_PER_READ} accounts), not one per
+ * watcher per change. Memory: at most {@value #RECENT_PER_ACCOUNT} versions per watched account, and
+ * at most one pending wake-up per watcher, whatever the rate of changes or the speed of the readers.
  */
 @Component
-class BalanceHub {
+class BalanceHub implements SmartLifecycle, MeterBinder {
+
+    private static final Logger log = LoggerFactory.getLogger(BalanceHub.class);
+
+    /** Accounts per batched read: bounds the statement's parameters and its result (x PAGE_ROWS rows). */
+    static final int ACCOUNTS_PER_READ = 500;
+    /** Versions per account per read: an account with more is read again at once, in the next batch. */
+    static final int PAGE_ROWS = 50;
+    /** Versions kept in memory per watched account: watchers this close behind never read themselves. */
+    static final int RECENT_PER_ACCOUNT = 32;
+    /** After a failed read, wait this long before the next: the database is down or overloaded. */
+    private static final Duration READ_FAILURE_PAUSE = Duration.ofMillis(250);
+
+    /** Reads the ledger: each account's versions after its mark, at most {@code limit} each, in order. */
+    interface Reader {
+        Flux<BalanceEvent> after(Map<UUID, Long> cursors, int limit);
+    }
+
+    /** An account's recent versions as this replica knows them. */
+    static final class Feed {
+
+        final UUID accountId;
+        private final Set<Watcher> watchers = ConcurrentHashMap.newKeySet();
+        /** Consecutive versions, oldest first, ending at {@link #latest}. */
+        private final ArrayDeque<BalanceEvent> recent = new ArrayDeque<>();
+        private long latest;
+
+        Feed(UUID accountId, long latest) {
+            this.accountId = accountId;
+            this.latest = latest;
+        }
+
+        synchronized long latest() {
+            return latest;
+        }
+
+        /** Appends what a read found; answers whether anything was new. */
+        synchronized boolean append(List<BalanceEvent> page) {
+            boolean appended = false;
+            for (BalanceEvent event : page) {
+                if (event.version() <= latest) {
+                    continue; // already known (a seed overtook this read)
+                }
+                if (event.version() != latest + 1) {
+                    recent.clear(); // a gap: only what follows it is consecutive
+                }
+                recent.addLast(event);
+                if (recent.size() > RECENT_PER_ACCOUNT) {
+                    recent.removeFirst();
+                }
+                latest = event.version();
+                appended = true;
+            }
+            return appended;
+        }
+
+        /**
+         * The versions after {@code version} that this replica has read, or null when some of them are
+         * no longer (or not yet) in memory: the caller then reads the ledger itself.
+         */
+        synchronized List<BalanceEvent> after(long version) {
+            if (version >= latest) {
+                return List.of();
+            }
+            if (recent.isEmpty() || recent.peekFirst().version() > version + 1) {
+                return null;
+            }
+            List<BalanceEvent> newer = new ArrayList<>((int) Math.min(latest - version, RECENT_PER_ACCOUNT));
+            for (BalanceEvent event : recent) {
+                if (event.version() > version) {
+                    newer.add(event);
+                }
+            }
+            return newer;
+        }
+    }
 
     /** One watcher: a stream of wake-ups, at most one pending. */
     static final class Watcher {
 
+        final Feed feed;
         final UUID accountId;
         final UUID clientId;
         private final Sinks.Many<Boolean> wakes = Sinks.many().unicast().onBackpressureBuffer(Queues.<Boolean>one().get());
 
-        Watcher(UUID accountId, UUID clientId) {
-            this.accountId = accountId;
+        Watcher(Feed feed, UUID clientId) {
+            this.feed = feed;
+            this.accountId = feed.accountId;
             this.clientId = clientId;
         }
 
@@ -41,12 +144,33 @@ class BalanceHub {
         }
     }
 
-    private final Map<UUID, Set<Watcher>> watchers = new ConcurrentHashMap<>();
+    private final Reader reader;
+    private final Duration safetyCheck;
+    private final Map<UUID, Feed> feeds = new ConcurrentHashMap<>();
     private final Map<UUID, AtomicInteger> perClient = new ConcurrentHashMap<>();
     private final AtomicInteger total = new AtomicInteger();
+    /** Watched accounts that changed since the last read: the next batch. */
+    private final Set<UUID> changed = ConcurrentHashMap.newKeySet();
+    /** Starts a read pass; at most one pending, so any number of announcements cost one pass. */
+    private final Sinks.Many<Boolean> passes = Sinks.many().unicast().onBackpressureBuffer(Queues.<Boolean>one().get());
+    private volatile Disposable running;
 
-    /** Registers a watcher, or answers null if a limit is reached (the caller refuses the stream). */
-    Watcher register(UUID accountId, UUID clientId, int maxPerClient, int maxTotal) {
+    @Autowired
+    BalanceHub(BalanceReads reader, @Value("${paystream.streams.safety-check}") Duration safetyCheck) {
+        this((Reader) reader, safetyCheck);
+    }
+
+    BalanceHub(Reader reader, Duration safetyCheck) {
+        this.reader = reader;
+        this.safetyCheck = safetyCheck;
+    }
+
+    /**
+     * Registers a watcher of an account whose head the caller has just read, or answers null if a limit
+     * is reached (the caller refuses the stream). The account is then read once more, so that a change
+     * committed between the caller's read and this registration is not left unannounced.
+     */
+    Watcher register(UUID accountId, long headVersion, UUID clientId, int maxPerClient, int maxTotal) {
         AtomicInteger mine = perClient.computeIfAbsent(clientId, id -> new AtomicInteger());
         if (mine.incrementAndGet() > maxPerClient) {
             mine.decrementAndGet();
@@ -57,15 +181,22 @@ class BalanceHub {
             mine.decrementAndGet();
             return null;
         }
-        Watcher watcher = new Watcher(accountId, clientId);
-        watchers.computeIfAbsent(accountId, id -> ConcurrentHashMap.newKeySet()).add(watcher);
-        return watcher;
+        Watcher[] registered = new Watcher[1];
+        feeds.compute(accountId, (id, feed) -> {
+            // An existing feed is left as it is even if this head is newer: the read below brings it up.
+            Feed current = feed != null ? feed : new Feed(id, headVersion);
+            registered[0] = new Watcher(current, clientId);
+            current.watchers.add(registered[0]);
+            return current;
+        });
+        changed(List.of(accountId));
+        return registered[0];
     }
 
     void unregister(Watcher watcher) {
-        watchers.computeIfPresent(watcher.accountId, (id, set) -> {
-            set.remove(watcher);
-            return set.isEmpty() ? null : set;
+        feeds.computeIfPresent(watcher.accountId, (id, feed) -> {
+            feed.watchers.remove(watcher);
+            return feed.watchers.isEmpty() ? null : feed;
         });
         perClient.computeIfPresent(watcher.clientId, (id, count) -> count.decrementAndGet() <= 0 ? null : count);
         total.decrementAndGet();
@@ -73,7 +204,7 @@ class BalanceHub {
 
     /**
      * A notification's payload: account ids, comma-separated, or "*" for all. Malformed parts are
-     * skipped: a hint we cannot use loses nothing, readers go by the ledger.
+     * skipped: a hint we cannot use loses nothing, the safety check still reads the ledger.
      */
     void onNotification(String payload) {
         if (payload == null) {
@@ -83,30 +214,137 @@ class BalanceHub {
             wakeAll();
             return;
         }
+        List<UUID> accounts = new ArrayList<>();
         for (String change : payload.split(",")) {
             try {
-                wake(UUID.fromString(change.strip()));
+                accounts.add(UUID.fromString(change.strip()));
             } catch (IllegalArgumentException malformed) {
                 // Not ours, or garbled.
             }
         }
+        changed(accounts);
     }
 
-    /** Changes committed on this replica: its own watchers need not wait for the NOTIFY round trip. */
-    void onChanged(java.util.Collection<UUID> accounts) {
-        accounts.forEach(this::wake);
-    }
-
-    private void wake(UUID account) {
-        Set<Watcher> set = watchers.get(account);
-        if (set != null) {
-            set.forEach(Watcher::wake);
+    /** These accounts changed: read the watched ones in the next pass. */
+    void changed(Collection<UUID> accounts) {
+        boolean any = false;
+        for (UUID account : accounts) {
+            if (feeds.containsKey(account)) {
+                changed.add(account);
+                any = true;
+            }
+        }
+        if (any) {
+            pass();
         }
     }
 
-    /** Wakes every watcher: after the listener reconnects, when notifications may have been missed. */
+    /** Reads every watched account: after the listener reconnects, and on every safety check. */
     void wakeAll() {
-        watchers.values().forEach(set -> set.forEach(Watcher::wake));
+        if (!feeds.isEmpty()) {
+            changed.addAll(feeds.keySet());
+            pass();
+        }
     }
 
+    private synchronized void pass() {
+        passes.tryEmitNext(Boolean.TRUE);
+    }
+
+    /**
+     * One pass: one batch of changed accounts, read and delivered. If more are left (more than a batch
+     * changed, or an account had more than a page), another pass follows at once: one batch at a time
+     * keeps every pass's memory bounded.
+     */
+    private Mono<Void> readChanged() {
+        return Mono.defer(() -> {
+            Map<UUID, Long> cursors = new LinkedHashMap<>();
+            for (Iterator<UUID> it = changed.iterator(); it.hasNext() && cursors.size() < ACCOUNTS_PER_READ; ) {
+                UUID account = it.next();
+                it.remove();
+                Feed feed = feeds.get(account);
+                if (feed != null) {
+                    cursors.put(account, feed.latest());
+                }
+            }
+            if (cursors.isEmpty()) {
+                return Mono.empty();
+            }
+            return reader.after(cursors, PAGE_ROWS).collectList()
+                    .doOnNext(rows -> {
+                        deliver(rows);
+                        if (!changed.isEmpty()) {
+                            pass();
+                        }
+                    })
+                    .then()
+                    .onErrorResume(error -> {
+                        // Nothing is lost: the accounts are read again after a pause.
+                        changed.addAll(cursors.keySet());
+                        log.warn("Could not read balance changes ({}); retrying in {}", error.toString(), READ_FAILURE_PAUSE);
+                        return Mono.delay(READ_FAILURE_PAUSE).doOnNext(tick -> pass()).then();
+                    });
+        });
+    }
+
+    private void deliver(List<BalanceEvent> rows) {
+        int from = 0;
+        while (from < rows.size()) {
+            UUID account = rows.get(from).accountId();
+            int to = from;
+            while (to < rows.size() && rows.get(to).accountId().equals(account)) {
+                to++;
+            }
+            Feed feed = feeds.get(account);
+            if (feed != null && feed.append(rows.subList(from, to))) {
+                feed.watchers.forEach(Watcher::wake);
+            }
+            if (to - from == PAGE_ROWS) {
+                changed.add(account); // more than a page: the rest in the next batch
+            }
+            from = to;
+        }
+    }
+
+    int watchers() {
+        return total.get();
+    }
+
+    @Override
+    public void bindTo(MeterRegistry registry) {
+        Gauge.builder("paystream.streams.active", total, AtomicInteger::get)
+                .description("Balance streams open on this replica").register(registry);
+        Gauge.builder("paystream.streams.watched.accounts", feeds, Map::size)
+                .description("Accounts with at least one balance stream open on this replica").register(registry);
+    }
+
+    @Override
+    public void start() {
+        Disposable reads = passes.asFlux()
+                // Off the announcing thread: a read must not start inside a committing transaction's completion.
+                .publishOn(Schedulers.parallel(), 1)
+                .concatMap(pass -> readChanged(), 1)
+                .subscribe();
+        // The safety check: the bound on how late a change whose announcement was lost (a replica died
+        // between COMMIT and announcing it) can arrive.
+        Disposable checks = Flux.interval(safetyCheck, safetyCheck).onBackpressureDrop().subscribe(tick -> wakeAll());
+        running = () -> {
+            checks.dispose();
+            reads.dispose();
+        };
+    }
+
+    @Override
+    public void stop() {
+        Disposable current = running;
+        if (current != null) {
+            current.dispose();
+        }
+        running = null;
+    }
+
+    @Override
+    public boolean isRunning() {
+        return running != null;
+    }
 }

@@ -88,13 +88,44 @@ class BalanceStreamPipelineTests {
                 .verify(Duration.ofSeconds(5));
     }
 
+    /** The hub over the in-memory ledger: counts its batched reads and the accounts in each. */
+    private final List<Integer> hubReads = new CopyOnWriteArrayList<>();
+
+    private BalanceHub hub() {
+        BalanceHub hub = new BalanceHub((cursors, limit) -> Flux.defer(() -> {
+            hubReads.add(cursors.size());
+            return Flux.fromIterable(cursors.entrySet())
+                    .concatMap(cursor -> Flux.fromIterable(ledger)
+                            .filter(e -> e.accountId().equals(cursor.getKey()) && e.version() > cursor.getValue())
+                            .take(limit));
+        }), Duration.ofHours(1));
+        hub.start();
+        return hub;
+    }
+
+    /** The read a real stream makes: the feed in memory when it has everything, else the ledger. */
+    private Function<AtomicLong, Flux<BalanceEvent>> readThrough(BalanceHub.Watcher watcher) {
+        return lastSent -> Flux.defer(() -> {
+            List<BalanceEvent> recent = watcher.feed.after(lastSent.get());
+            if (recent == null) {
+                return readAfter.apply(lastSent);
+            }
+            if (!recent.isEmpty()) {
+                lastSent.set(recent.get(recent.size() - 1).version());
+            }
+            return Flux.fromIterable(recent);
+        });
+    }
+
     @Test
     void wakeUpsCoalesceIntoOneReadForASlowReader() {
-        BalanceHub hub = new BalanceHub();
-        BalanceHub.Watcher watcher = hub.register(ACCOUNT, UUID.randomUUID(), 10, 10);
+        BalanceHub hub = hub();
         append(1);
-        // The reader asks for nothing while 100 changes are announced: one wake-up stays pending.
-        StepVerifier.create(BalanceStreams.pipeline(watcher.wakes(), 0L, head(), readAfter, LIMITS, Mono.never())
+        BalanceHub.Watcher watcher = hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 10);
+        // The reader asks for nothing while 100 changes are announced: one wake-up stays pending, and
+        // the feed keeps only its last RECENT_PER_ACCOUNT versions, so the reader catches up from the
+        // ledger in pages.
+        StepVerifier.create(BalanceStreams.pipeline(watcher.wakes(), 1L, head(), readThrough(watcher), LIMITS, Mono.never())
                         .filter(e -> e.event() != null).map(ServerSentEvent::id), 0)
                 .then(() -> {
                     for (int i = 0; i < 100; i++) {
@@ -102,13 +133,79 @@ class BalanceStreamPipelineTests {
                         hub.onNotification(ACCOUNT.toString());
                     }
                 })
-                .thenRequest(101)
-                .expectNextCount(101)
+                .thenRequest(100)
+                .expectNextSequence(java.util.stream.LongStream.rangeClosed(2, 101).mapToObj(Long::toString).toList())
                 .thenCancel()
                 .verify(Duration.ofSeconds(5));
-        // A handful of reads (the first, one in progress when the burst began, the coalesced pending
-        // wake-up), not one per notification: the count does not grow with the burst.
+        // A handful of its own reads (the first, one in progress when the burst began, the coalesced
+        // pending wake-up), not one per notification: the count does not grow with the burst.
         assertThat(reads.get()).isLessThanOrEqualTo(5);
+        hub.stop();
+    }
+
+    @Test
+    void oneBatchedReadServesEveryWatcherOfEveryChangedAccount() {
+        BalanceHub hub = hub();
+        append(5);
+        List<BalanceHub.Watcher> watchers = new java.util.ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+            watchers.add(hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 100));
+        }
+        await(() -> !hubReads.isEmpty());
+        hubReads.clear();
+        // 50 watchers of one account, and one change: the hub reads once, every watcher gets it from memory.
+        List<List<String>> received = new java.util.ArrayList<>();
+        List<reactor.core.Disposable> streams = new java.util.ArrayList<>();
+        for (BalanceHub.Watcher watcher : watchers) {
+            List<String> ids = new CopyOnWriteArrayList<>();
+            received.add(ids);
+            streams.add(BalanceStreams.pipeline(watcher.wakes(), 1L, head(), readThrough(watcher), LIMITS, Mono.never())
+                    .filter(e -> e.event() != null).map(ServerSentEvent::id).subscribe(ids::add));
+        }
+        append(6);
+        hub.changed(List.of(ACCOUNT));
+        await(() -> received.stream().allMatch(ids -> ids.equals(List.of("2"))));
+        assertThat(hubReads).hasSizeLessThanOrEqualTo(2);
+        assertThat(reads.get()).as("no watcher read the ledger itself").isZero();
+        assertThat(hub.watchers()).isEqualTo(50);
+        streams.forEach(reactor.core.Disposable::dispose);
+        watchers.forEach(hub::unregister);
+        assertThat(hub.watchers()).isZero();
+        hub.stop();
+    }
+
+    @Test
+    void aFeedServesOnlyWhatItHoldsConsecutively() {
+        BalanceHub.Feed feed = new BalanceHub.Feed(ACCOUNT, 3);
+        assertThat(feed.after(3)).isEmpty();
+        assertThat(feed.after(1)).as("versions 2-3 were never read into the feed").isNull();
+        feed.append(List.of(new BalanceEvent(ACCOUNT, 1, 0, 1, 4, null, null, null),
+                new BalanceEvent(ACCOUNT, 2, 0, 2, 5, null, null, null)));
+        assertThat(feed.after(3)).extracting(BalanceEvent::version).containsExactly(4L, 5L);
+        assertThat(feed.after(4)).extracting(BalanceEvent::version).containsExactly(5L);
+        assertThat(feed.after(2)).isNull();
+        // A duplicate or stale page changes nothing.
+        assertThat(feed.append(List.of(new BalanceEvent(ACCOUNT, 1, 0, 1, 4, null, null, null)))).isFalse();
+        // Beyond its bound, the oldest versions leave memory.
+        List<BalanceEvent> many = new java.util.ArrayList<>();
+        for (long v = 6; v < 6 + BalanceHub.RECENT_PER_ACCOUNT; v++) {
+            many.add(new BalanceEvent(ACCOUNT, v, 0, v, v, null, null, null));
+        }
+        feed.append(many);
+        assertThat(feed.after(4)).isNull();
+        assertThat(feed.after(5)).hasSize(BalanceHub.RECENT_PER_ACCOUNT);
+    }
+
+    private static void await(java.util.function.BooleanSupplier condition) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+        while (!condition.getAsBoolean()) {
+            assertThat(System.nanoTime()).as("condition within 5 s").isLessThan(deadline);
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 
     @Test
