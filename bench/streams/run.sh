@@ -2,12 +2,12 @@
 # Balance-stream capacity of one replica, in one command:
 #
 #   bench/streams/run.sh [--duration S] [--warmup S] [--rate N] [--accounts N] [--streams-per-account N]
-#                        [--open-rate N] [--max-in-flight N] [--db-pool N] [--source worktree|head]
+#                        [--open-rate N] [--max-in-flight N] [--batch N] [--db-pool N] [--source worktree|head]
 #                        [--app-jar PATH] [--keep-workdir]
 #
 # Starts its own PostgreSQL (the binaries of the embedded-postgres jar the project already depends on)
 # and one application instance with -Xmx512m, both on 127.0.0.1 in a work directory under /tmp; opens
-# accounts x streams-per-account SSE balance streams from one client JVM; drives deposits at a fixed
+# accounts x streams-per-account SSE balance streams from one client JVM; drives balance changes at a fixed
 # rate; writes bench/streams/RESULTS.md; stops everything it started, also on failure or Ctrl-C.
 # Exit status: 0 all targets met, 3 a target missed, anything else the run itself failed.
 set -euo pipefail
@@ -29,6 +29,7 @@ ACCOUNTS=1000
 PER_ACCOUNT=10
 OPEN_RATE=500
 MAX_IN_FLIGHT=256
+BATCH=50
 DB_POOL=""
 APP_JAR=""
 SOURCE=worktree
@@ -42,6 +43,7 @@ while (($#)); do
     --streams-per-account) PER_ACCOUNT="${2:?}"; shift 2 ;;
     --open-rate) OPEN_RATE="${2:?}"; shift 2 ;;
     --max-in-flight) MAX_IN_FLIGHT="${2:?}"; shift 2 ;;
+    --batch) BATCH="${2:?}"; shift 2 ;;
     --db-pool) DB_POOL="${2:?}"; shift 2 ;;
     --app-jar) APP_JAR="${2:?}"; APP_JAR_GIVEN=1; shift 2 ;;
     --source) SOURCE="${2:?}"; shift 2 ;;
@@ -50,7 +52,7 @@ while (($#)); do
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-for n in "$DURATION" "$WARMUP" "$RATE" "$ACCOUNTS" "$PER_ACCOUNT" "$OPEN_RATE" "$MAX_IN_FLIGHT"; do
+for n in "$DURATION" "$WARMUP" "$RATE" "$ACCOUNTS" "$PER_ACCOUNT" "$OPEN_RATE" "$MAX_IN_FLIGHT" "$BATCH"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"
 done
 ((DURATION <= 600 && WARMUP <= 120)) || die "--duration is at most 600 s and --warmup at most 120 s"
@@ -224,7 +226,7 @@ java $CLIENT_OPTS -jar "$CLIENT_JAR" \
   --base-url "http://127.0.0.1:$APP_PORT" --admin-key "$ADMIN_KEY" \
   --jdbc-url "jdbc:postgresql://127.0.0.1:$PG_PORT/postgres" --jdbc-user postgres \
   --accounts "$ACCOUNTS" --streams-per-account "$PER_ACCOUNT" --open-rate "$OPEN_RATE" \
-  --rate "$RATE" --warmup "$WARMUP" --duration "$DURATION" --max-in-flight "$MAX_IN_FLIGHT" \
+  --rate "$RATE" --warmup "$WARMUP" --duration "$DURATION" --max-in-flight "$MAX_IN_FLIGHT" --batch "$BATCH" \
   --server-pid "$APP_PID" --postgres-pid "$PG_PID" --app-log "$WORK/app.log" \
   --load-before "$LOAD_BEFORE" --fd-limit "$FD_LIMIT / $(awk '/Max open files/ {print $4}' /proc/$APP_PID/limits)" \
   --command-line "$COMMAND_LINE" \

@@ -68,6 +68,8 @@ public final class StreamBench {
     private final int measureSeconds;
     private final int drainSeconds;
     private final int maxInFlight;
+    /** Transfers per request (POST /v1/transfer-batches, 2 balance changes each); 0: one deposit per request. */
+    private final int batch;
     private final long serverPid;
     private final long postgresPid;
 
@@ -118,6 +120,10 @@ public final class StreamBench {
         this.measureSeconds = intOpt("duration", 20);
         this.drainSeconds = intOpt("drain", 15);
         this.maxInFlight = intOpt("max-in-flight", 256);
+        this.batch = intOpt("batch", 50);
+        if (batch < 0 || batch > 100 || batch * 2 > intOpt("accounts", 1000)) {
+            throw new IllegalArgumentException("--batch is 0 to 100 transfers, touching at most --accounts accounts");
+        }
         this.serverPid = Long.parseLong(opts.getOrDefault("server-pid", "0"));
         this.postgresPid = Long.parseLong(opts.getOrDefault("postgres-pid", "0"));
     }
@@ -191,6 +197,23 @@ public final class StreamBench {
                     .collectList().block(Duration.ofSeconds(180));
             accountIds.addAll(created);
             say("created %d accounts", accountIds.size());
+            if (batch > 0) {
+                // Transfers need funds: one deposit per account, before anything is watched or measured.
+                say("funding %d accounts", accounts);
+                String fundRun = Long.toString(System.currentTimeMillis(), 36);
+                Long funded = Flux.fromIterable(accountIds)
+                        .flatMap(id -> api.headers(h -> h.set("Idempotency-Key", "stream-bench-fund-" + fundRun + "-" + id))
+                                .post().uri("/v1/accounts/" + id + "/deposits")
+                                .send(ByteBufFlux.fromString(Mono.just("{\"amount\":100000000,\"currency\":\"EUR\"}")))
+                                .responseSingle((resp, body) -> body.asString().defaultIfEmpty("").map(text -> {
+                                    if (resp.status().code() != 201) {
+                                        throw new IllegalStateException("deposit: " + resp.status() + " " + text);
+                                    }
+                                    return 1;
+                                })), 16)
+                        .count().block(Duration.ofSeconds(180));
+                say("funded %d accounts", funded);
+            }
 
             // 2. streams -----------------------------------------------------------------------------
             streams = new Stream[totalStreams];
@@ -228,9 +251,13 @@ public final class StreamBench {
             baseline = versions();
 
             // 5. changes -----------------------------------------------------------------------------
-            int total = changeRate * (warmupSeconds + measureSeconds);
-            say("driving %d deposits/s for %d s warm-up + %d s measured (open loop, at most %d in flight)",
-                    changeRate, warmupSeconds, measureSeconds, maxInFlight);
+            int changesPerRequest = batch > 0 ? 2 * batch : 1;
+            double requestRate = (double) changeRate / changesPerRequest;
+            int total = (int) Math.round(requestRate * (warmupSeconds + measureSeconds));
+            say("driving %d balance changes/s for %d s warm-up + %d s measured: %s (open loop, at most %d in flight)",
+                    changeRate, warmupSeconds, measureSeconds, batch > 0
+                            ? String.format(Locale.ROOT, "%.1f batches/s of %d transfers", requestRate, batch)
+                            : changeRate + " deposits/s", maxInFlight);
             int[] order = new int[accounts];
             for (int i = 0; i < accounts; i++) {
                 order[i] = i;
@@ -251,7 +278,7 @@ public final class StreamBench {
             long sentAtMeasureEnd = -1;
             String loadAtMeasureStart = null;
             for (int i = 0; i < total; i++) {
-                long due = driveStart + (long) (i * 1e9 / changeRate);
+                long due = driveStart + (long) (i * 1e9 / requestRate);
                 if (cpuStart == null && due >= measureStartNanos) {
                     sleepUntil(measureStartNanos, driveDeadline);
                     long nowMicros = nowMicros();
@@ -267,10 +294,14 @@ public final class StreamBench {
                     break;
                 }
                 if (inFlight.get() >= maxInFlight) {
-                    depositsSkipped.increment();
+                    depositsSkipped.add(changesPerRequest);
                     continue;
                 }
-                deposit(api, accountIds.get(order[i % accounts]), runId + "-" + i);
+                if (batch > 0) {
+                    transferBatch(api, order, i, runId + "-" + i);
+                } else {
+                    deposit(api, accountIds.get(order[i % accounts]), runId + "-" + i);
+                }
             }
             long measureEndNanos = System.nanoTime();
             measureToMicros = nowMicros();
@@ -316,7 +347,10 @@ public final class StreamBench {
             long lostWithEndedStreams = 0;
             long endedStreams = 0;
             for (Stream s : streams) {
-                long exp = finalVersions[s.account] - baseline[s.account];
+                // A stream that opened after the changes began starts at the head of that moment: it is
+                // owed the versions from its first event on, not those committed before it opened.
+                long from = Math.max(baseline[s.account], s.firstVersion - 1);
+                long exp = Math.max(0, finalVersions[s.account] - from);
                 long got = s.counted;
                 if (s.ended) {
                     // A stream the server ended or that failed: what it did not get is counted apart.
@@ -399,13 +433,34 @@ public final class StreamBench {
 
     // ---- deposits -----------------------------------------------------------------------------------
 
+    /**
+     * Request {@code i} of the drive: {@code batch} transfers of 1 cent between consecutive pairs of the
+     * shuffled accounts, a different window of them each time, so every account in it changes once.
+     */
+    private void transferBatch(HttpClient api, int[] order, int i, String key) {
+        StringBuilder body = new StringBuilder("{\"transfers\":[");
+        int first = (int) ((long) i * 2 * batch % accounts);
+        for (int t = 0; t < batch; t++) {
+            String from = accountIds.get(order[(first + 2 * t) % accounts]);
+            String to = accountIds.get(order[(first + 2 * t + 1) % accounts]);
+            body.append(t == 0 ? "" : ",").append("{\"fromAccountId\":\"").append(from).append("\",\"toAccountId\":\"")
+                    .append(to).append("\",\"amount\":1,\"currency\":\"EUR\"}");
+        }
+        movement(api, "/v1/transfer-batches", body.append("]}").toString(), key, 2 * batch);
+    }
+
     private void deposit(HttpClient api, String accountId, String key) {
+        movement(api, "/v1/accounts/" + accountId + "/deposits", "{\"amount\":1,\"currency\":\"EUR\"}", key, 1);
+    }
+
+    /** One money movement request; {@code changes} balance changes are counted as sent. */
+    private void movement(HttpClient api, String path, String json, String key, int changes) {
         inFlight.incrementAndGet();
-        depositsSent.increment();
+        depositsSent.add(changes);
         long start = System.nanoTime();
         api.headers(h -> h.set("Idempotency-Key", "stream-bench-" + key))
-                .post().uri("/v1/accounts/" + accountId + "/deposits")
-                .send(ByteBufFlux.fromString(Mono.just("{\"amount\":1,\"currency\":\"EUR\"}")))
+                .post().uri(path)
+                .send(ByteBufFlux.fromString(Mono.just(json)))
                 .responseSingle((resp, body) -> body.asString().defaultIfEmpty("").map(text -> {
                     int code = resp.status().code();
                     if (code != 201 && depositProblems.size() < 10) {
@@ -417,13 +472,13 @@ public final class StreamBench {
                     depositLatency.recordValue(Math.max(0, (System.nanoTime() - start) / 1000));
                     depositStatus.computeIfAbsent(code, c -> new LongAdder()).increment();
                     if (code == 201) {
-                        depositsOk.increment();
+                        depositsOk.add(changes);
                     } else {
-                        depositsFailed.increment();
+                        depositsFailed.add(changes);
                     }
                     inFlight.decrementAndGet();
                 }, error -> {
-                    depositsFailed.increment();
+                    depositsFailed.add(changes);
                     depositStatus.computeIfAbsent(-1, c -> new LongAdder()).increment();
                     if (depositProblems.size() < 10) {
                         depositProblems.add("error " + error);
@@ -472,6 +527,8 @@ public final class StreamBench {
         final int account;
         private final StringBuilder buffer = new StringBuilder();
         volatile long lastVersion = -1;
+        /** The version of the stream's first event: versions before it were never its to receive. */
+        volatile long firstVersion = -1;
         volatile long counted; // events after the account's baseline version
         volatile long firstAt;
         volatile boolean ended;
@@ -533,6 +590,7 @@ public final class StreamBench {
             StreamBench.this.events.increment();
             if (firstAt == 0) {
                 firstAt = receivedMicros;
+                firstVersion = version;
                 streamsWithFirstEvent.increment();
             }
             long last = lastVersion;
@@ -772,7 +830,6 @@ public final class StreamBench {
         double max = h.getMaxValue() / 1000.0;
         Histogram all = latencyAll.copy();
         double rateAchieved = r.sentMeasured / r.measuredSeconds;
-        long ok201 = depositStatus.getOrDefault(201, new LongAdder()).sum();
         double tickHz = 100.0;
         double wall = r.cpuStart == null ? Double.NaN : (r.cpuEnd.nanos - r.cpuStart.nanos) / 1e9;
         double selfCores = r.cpuStart == null ? Double.NaN : (r.cpuEnd.self - r.cpuStart.self) / tickHz / wall;
@@ -828,7 +885,8 @@ public final class StreamBench {
         o.append("| load generator | this one JVM: ").append(opts.getOrDefault("client-desc", "")).append(" |\n");
         o.append("| file-descriptor limit (client / server) | ").append(opts.getOrDefault("fd-limit", "?")).append(" |\n");
         o.append("| plan | ").append(accounts).append(" accounts x ").append(perAccount).append(" streams, opened at ").append(openRate)
-                .append("/s; deposits of 1 at ").append(changeRate).append("/s round-robin over the accounts (open loop, at most ")
+                .append("/s; ").append(batch > 0 ? "batches of " + batch + " transfers of 1 (" + 2 * batch + " balance changes each)" : "deposits of 1")
+                .append(", ").append(changeRate).append(" balance changes/s round-robin over the accounts (open loop, at most ")
                 .append(maxInFlight).append(" in flight), ").append(warmupSeconds).append(" s warm-up + ").append(measureSeconds)
                 .append(" s measured, then up to ").append(drainSeconds).append(" s for the last events |\n\n");
 
@@ -847,11 +905,11 @@ public final class StreamBench {
         o.append("## Changes and delivery\n\n");
         o.append("| | |\n|---|---|\n");
         o.append(fmt("| measured window | %.2f s |\n", r.measuredSeconds));
-        o.append(fmt("| change rate achieved (deposits sent in the window / window) | %.1f/s (target %d/s) |\n", rateAchieved, changeRate));
-        o.append("| deposits sent in total (warm-up + measured) | ").append(depositsSent.sum()).append(", ").append(ok201)
-                .append(" answered 201, ").append(depositsFailed.sum()).append(" failed, ").append(depositsSkipped.sum()).append(" skipped (in-flight bound) |\n");
-        o.append("| deposit responses by status | ").append(statusText(depositStatus)).append(" |\n");
-        o.append(fmt("| deposit response time p50 / p99 / max | %.1f / %.1f / %.1f ms |\n", depositLatency.getValueAtPercentile(50) / 1000.0,
+        o.append(fmt("| change rate achieved (balance changes sent in the window / window) | %.1f/s (target %d/s) |\n", rateAchieved, changeRate));
+        o.append("| balance changes sent in total (warm-up + measured) | ").append(depositsSent.sum()).append(", ").append(depositsOk.sum())
+                .append(" in requests answered 201, ").append(depositsFailed.sum()).append(" failed, ").append(depositsSkipped.sum()).append(" skipped (in-flight bound) |\n");
+        o.append("| money movement requests (").append(batch > 0 ? "transfer batches" : "deposits").append(") by status | ").append(statusText(depositStatus)).append(" |\n");
+        o.append(fmt("| request response time p50 / p99 / max | %.1f / %.1f / %.1f ms |\n", depositLatency.getValueAtPercentile(50) / 1000.0,
                 depositLatency.getValueAtPercentile(99) / 1000.0, depositLatency.getMaxValue() / 1000.0));
         o.append("| committed balance changes on the accounts (from the database) | ").append(r.changes).append(" |\n");
         o.append("| events expected on the streams still open (each change x its account's open watchers) | ").append(r.expected).append(" |\n");
