@@ -69,17 +69,21 @@ final class Kustomize {
 
     static List<Object> loadAll(Path file) {
         try {
-            List<Object> documents = new ArrayList<>();
-            for (Object document : yaml().loadAll(Files.readString(file))) {
-                if (document != null) {
-                    documents.add(document);
-                }
-            }
-            return documents;
+            return parseAll(Files.readString(file));
         }
         catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    static List<Object> parseAll(String text) {
+        List<Object> documents = new ArrayList<>();
+        for (Object document : yaml().loadAll(text)) {
+            if (document != null) {
+                documents.add(document);
+            }
+        }
+        return documents;
     }
 
     static Object loadOne(Path file) {
