@@ -551,7 +551,7 @@ class KubernetesManifestsTests {
                         && rule.getPorts().stream().anyMatch(port -> port.getPort().equals(new IntOrString(5432))));
     }
 
-    // ---------------------------------------------------------------- helpers
+    // ---------------------------------------------------------------- look-ups
 
     static List<Container> containers(Deployment deployment) {
         PodSpec pod = deployment.getSpec().getTemplate().getSpec();
