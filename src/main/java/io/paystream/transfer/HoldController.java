@@ -8,6 +8,7 @@ import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import io.paystream.transfer.LedgerMetrics.Movement;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
@@ -28,8 +29,10 @@ class HoldController {
     private final Ledger ledger;
     private final Holds holds;
     private final IdempotencyKeys keys;
+    private final LedgerMetrics metrics;
 
-    HoldController(Ledger ledger, Holds holds, IdempotencyKeys keys) {
+    HoldController(Ledger ledger, Holds holds, IdempotencyKeys keys, LedgerMetrics metrics) {
+        this.metrics = metrics;
         this.ledger = ledger;
         this.holds = holds;
         this.keys = keys;
@@ -39,8 +42,8 @@ class HoldController {
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> place(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody HoldRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
-        return ledger.run(keys.keyOf(key, http, request, caller), http.getPath().value(),
-                        () -> holds.place(request, caller).map(hold -> new Ledger.Reply(201, "/v1/holds/" + hold.id(), hold)))
+        return metrics.movement(Movement.HOLD, Mono.defer(() -> ledger.run(keys.keyOf(key, http, request, caller), http.getPath().value(),
+                        () -> holds.place(request, caller).map(hold -> new Ledger.Reply(201, "/v1/holds/" + hold.id(), hold)))))
                 .map(StoredResponse::toResponseEntity);
     }
 
@@ -49,16 +52,16 @@ class HoldController {
             @PathVariable UUID id, @Valid @RequestBody(required = false) CaptureRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
         CaptureRequest capture = request == null ? new CaptureRequest(null) : request;
-        return ledger.run(keys.keyOf(key, http, capture, caller), http.getPath().value(),
-                        () -> holds.capture(id, capture, caller).map(hold -> new Ledger.Reply(200, null, hold)))
+        return metrics.movement(Movement.CAPTURE, Mono.defer(() -> ledger.run(keys.keyOf(key, http, capture, caller), http.getPath().value(),
+                        () -> holds.capture(id, capture, caller).map(hold -> new Ledger.Reply(200, null, hold)))))
                 .map(StoredResponse::toResponseEntity);
     }
 
     @PostMapping(path = "/v1/holds/{id}/void", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> voidHold(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
-        return ledger.run(keys.keyOf(key, http, null, caller), http.getPath().value(),
-                        () -> holds.voidHold(id, caller).map(hold -> new Ledger.Reply(200, null, hold)))
+        return metrics.movement(Movement.VOID, Mono.defer(() -> ledger.run(keys.keyOf(key, http, null, caller), http.getPath().value(),
+                        () -> holds.voidHold(id, caller).map(hold -> new Ledger.Reply(200, null, hold)))))
                 .map(StoredResponse::toResponseEntity);
     }
 

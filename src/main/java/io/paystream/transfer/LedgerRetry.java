@@ -2,6 +2,7 @@ package io.paystream.transfer;
 
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Consumer;
 
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
@@ -89,10 +90,17 @@ final class LedgerRetry {
      * rolled back, so nothing is half-written.
      */
     static RetryBackoffSpec spec(LedgerProperties.Retry retry) {
+        return spec(retry, sqlState -> {
+        });
+    }
+
+    /** As {@link #spec(LedgerProperties.Retry)}, telling {@code onRetry} each retry's SQLSTATE. */
+    static RetryBackoffSpec spec(LedgerProperties.Retry retry, Consumer<String> onRetry) {
         return Retry.backoff(retry.maxRetries(), retry.firstBackoff())
                 .maxBackoff(retry.maxBackoff())
                 .jitter(0.5)
                 .filter(LedgerRetry::isLostRace)
+                .doBeforeRetry(signal -> onRetry.accept(sqlState(signal.failure()).orElse("none")))
                 .onRetryExhaustedThrow((spec, signal) -> {
                     log.warn("Movement still losing races after {} retries; last SQLSTATE {}", signal.totalRetries(),
                             sqlState(signal.failure()).orElse("none"));

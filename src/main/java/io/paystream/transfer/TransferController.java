@@ -8,6 +8,7 @@ import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import io.paystream.transfer.LedgerMetrics.Movement;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
@@ -32,8 +33,11 @@ class TransferController {
     private final Transfers transfers;
     private final TransferRepository repository;
     private final IdempotencyKeys keys;
+    private final LedgerMetrics metrics;
 
-    TransferController(Ledger ledger, Transfers transfers, TransferRepository repository, IdempotencyKeys keys) {
+    TransferController(Ledger ledger, Transfers transfers, TransferRepository repository, IdempotencyKeys keys,
+            LedgerMetrics metrics) {
+        this.metrics = metrics;
         this.ledger = ledger;
         this.transfers = transfers;
         this.repository = repository;
@@ -44,7 +48,7 @@ class TransferController {
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> transfer(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody TransferRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
-        return created(key, http, request, caller, () -> transfers.transfer(request, caller));
+        return created(Movement.TRANSFER, key, http, request, caller, () -> transfers.transfer(request, caller));
     }
 
     @GetMapping(path = "/v1/transfers/{id}", produces = MediaType.APPLICATION_JSON_VALUE)
@@ -58,7 +62,8 @@ class TransferController {
     Mono<ResponseEntity<byte[]>> deposit(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        return created(key, http, request, caller, () -> transfers.external(MovementType.DEPOSIT, id, request, caller));
+        return created(Movement.DEPOSIT, key, http, request, caller,
+                () -> transfers.external(MovementType.DEPOSIT, id, request, caller));
     }
 
     @PostMapping(path = "/v1/accounts/{id}/withdrawals", consumes = MediaType.APPLICATION_JSON_VALUE,
@@ -66,7 +71,7 @@ class TransferController {
     Mono<ResponseEntity<byte[]>> withdraw(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        return created(key, http, request, caller,
+        return created(Movement.WITHDRAWAL, key, http, request, caller,
                 () -> transfers.external(MovementType.WITHDRAWAL, id, request, caller));
     }
 
@@ -75,24 +80,25 @@ class TransferController {
             @PathVariable UUID id, @Valid @RequestBody(required = false) ReversalRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
         ReversalRequest reversal = request == null ? new ReversalRequest(null) : request;
-        return created(key, http, reversal, caller, () -> transfers.reverse(id, reversal, caller));
+        return created(Movement.REVERSAL, key, http, reversal, caller, () -> transfers.reverse(id, reversal, caller));
     }
 
     @PostMapping(path = "/v1/transfer-batches", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> batch(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody BatchRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
-        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request, caller);
-        return ledger.runLocked(idempotencyKey, http.getPath().value(),
-                        () -> transfers.batch(request, caller).map(batch -> new Ledger.Reply(201, null, batch)))
+        // Deferred: a missing or invalid Idempotency-Key is counted as a refused movement too.
+        return metrics.movement(Movement.BATCH, Mono.defer(() -> ledger.runLocked(keys.keyOf(key, http, request, caller),
+                        http.getPath().value(),
+                        () -> transfers.batch(request, caller).map(batch -> new Ledger.Reply(201, null, batch)))))
                 .map(StoredResponse::toResponseEntity);
     }
 
-    private Mono<ResponseEntity<byte[]>> created(String key, ServerHttpRequest http, Object request, Caller caller,
-            java.util.function.Supplier<Mono<Transfer>> work) {
-        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request, caller);
-        return ledger.run(idempotencyKey, http.getPath().value(),
-                        () -> work.get().map(t -> new Ledger.Reply(201, "/v1/transfers/" + t.id(), t)))
+    private Mono<ResponseEntity<byte[]>> created(Movement movement, String key, ServerHttpRequest http, Object request,
+            Caller caller, java.util.function.Supplier<Mono<Transfer>> work) {
+        return metrics.movement(movement, Mono.defer(() -> ledger.run(keys.keyOf(key, http, request, caller),
+                        http.getPath().value(),
+                        () -> work.get().map(t -> new Ledger.Reply(201, "/v1/transfers/" + t.id(), t)))))
                 .map(StoredResponse::toResponseEntity);
     }
 }
