@@ -13,7 +13,6 @@ import io.paystream.system.Problem;
 import io.paystream.system.ProblemExceptionHandler;
 import org.springframework.stereotype.Component;
 import reactor.core.publisher.Mono;
-import reactor.core.publisher.SignalType;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -174,18 +173,29 @@ class LedgerMetrics {
 
     // Timers -------------------------------------------------------------------------------------
 
-    /** Times one attempt's transaction, from its subscription (BEGIN) to COMMIT, rollback or cancel. */
+    /**
+     * Times one attempt's transaction, from its subscription (BEGIN) to its answer (after COMMIT) or
+     * its failure (after rollback); cancelled if it was abandoned before either.
+     */
     <T> Mono<T> transaction(Mono<T> attempt) {
-        return timed(attempt, signal -> transactionTimer(switch (signal) {
-            case ON_ERROR -> "rolled_back";
-            case CANCEL -> CANCELLED;
-            default -> "committed";
-        }));
+        return Mono.defer(() -> {
+            long startNanos = System.nanoTime();
+            // The first of answer, failure or cancel decides: a cancel after the answer changes nothing.
+            AtomicBoolean recorded = new AtomicBoolean();
+            java.util.function.Consumer<String> stop = outcome -> {
+                if (recorded.compareAndSet(false, true)) {
+                    transactionTimer(outcome).record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
+                }
+            };
+            return attempt.doOnSuccess(result -> stop.accept("committed"))
+                    .doOnError(failure -> stop.accept("rolled_back"))
+                    .doOnCancel(() -> stop.accept(CANCELLED));
+        });
     }
 
     /** Times one locking SELECT: mostly the wait for the rows' current holders to commit. */
     <T> Mono<T> lockWait(String what, Mono<T> lockingSelect) {
-        return timed(lockingSelect, signal -> lockWaitTimer(what));
+        return timed(lockingSelect, lockWaitTimer(what));
     }
 
     private Timer transactionTimer(String outcome) {
@@ -207,11 +217,10 @@ class LedgerMetrics {
                 .register(registry);
     }
 
-    private static <T> Mono<T> timed(Mono<T> work, java.util.function.Function<SignalType, Timer> timer) {
+    private static <T> Mono<T> timed(Mono<T> work, Timer timer) {
         return Mono.defer(() -> {
             long startNanos = System.nanoTime();
-            return work.doFinally(signal -> timer.apply(signal).record(System.nanoTime() - startNanos,
-                    TimeUnit.NANOSECONDS));
+            return work.doFinally(signal -> timer.record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS));
         });
     }
 }

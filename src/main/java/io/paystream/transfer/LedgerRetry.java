@@ -87,14 +87,8 @@ final class LedgerRetry {
     /**
      * Exponential backoff with jitter, at most {@code maxRetries} times. When the races keep being
      * lost, the client gets 503 with Retry-After; every attempt was its own transaction and was
-     * rolled back, so nothing is half-written.
+     * rolled back, so nothing is half-written. {@code onRetry} hears each retry's SQLSTATE (for metrics).
      */
-    static RetryBackoffSpec spec(LedgerProperties.Retry retry) {
-        return spec(retry, sqlState -> {
-        });
-    }
-
-    /** As {@link #spec(LedgerProperties.Retry)}, telling {@code onRetry} each retry's SQLSTATE. */
     static RetryBackoffSpec spec(LedgerProperties.Retry retry, Consumer<String> onRetry) {
         return Retry.backoff(retry.maxRetries(), retry.firstBackoff())
                 .maxBackoff(retry.maxBackoff())

@@ -9,6 +9,11 @@ import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import io.paystream.transfer.LedgerMetrics.Movement;
+import io.swagger.v3.oas.annotations.Operation;
+import io.swagger.v3.oas.annotations.media.Content;
+import io.swagger.v3.oas.annotations.media.Schema;
+import io.swagger.v3.oas.annotations.responses.ApiResponse;
+import io.swagger.v3.oas.annotations.tags.Tag;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
@@ -26,6 +31,7 @@ import reactor.core.publisher.Mono;
  * The HTTP face of the ledger: transfers, deposits, withdrawals, reversals and batches. Every POST
  * moves money and so needs an {@code Idempotency-Key}; it runs as one {@link Ledger#run} unit.
  */
+@Tag(name = "Transfers", description = "Transfers, deposits, withdrawals, reversals and batches")
 @RestController
 class TransferController {
 
@@ -44,6 +50,9 @@ class TransferController {
         this.keys = keys;
     }
 
+    @Operation(summary = "Transfer money between two accounts of one currency")
+    @ApiResponse(responseCode = "201", description = "The transfer",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/transfers", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> transfer(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
@@ -51,12 +60,16 @@ class TransferController {
         return created(Movement.TRANSFER, key, http, request, caller, () -> transfers.transfer(request, caller));
     }
 
+    @Operation(summary = "Read a transfer")
     @GetMapping(path = "/v1/transfers/{id}", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<Transfer> get(@PathVariable UUID id, @AuthenticationPrincipal Caller caller) {
         return repository.find(id, caller)
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.TRANSFER_NOT_FOUND, "No transfer " + id)));
     }
 
+    @Operation(summary = "Deposit money from outside into an account (admin)")
+    @ApiResponse(responseCode = "201", description = "The deposit",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/accounts/{id}/deposits", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> deposit(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
@@ -66,6 +79,9 @@ class TransferController {
                 () -> transfers.external(MovementType.DEPOSIT, id, request, caller));
     }
 
+    @Operation(summary = "Withdraw money from an account to the outside")
+    @ApiResponse(responseCode = "201", description = "The withdrawal",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/accounts/{id}/withdrawals", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> withdraw(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
@@ -75,6 +91,9 @@ class TransferController {
                 () -> transfers.external(MovementType.WITHDRAWAL, id, request, caller));
     }
 
+    @Operation(summary = "Reverse a transfer, in full or in part")
+    @ApiResponse(responseCode = "201", description = "The reversal",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/transfers/{id}/reversals", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> reverse(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody(required = false) ReversalRequest request, ServerHttpRequest http,
@@ -83,6 +102,9 @@ class TransferController {
         return created(Movement.REVERSAL, key, http, reversal, caller, () -> transfers.reverse(id, reversal, caller));
     }
 
+    @Operation(summary = "Apply several transfers all or nothing, in one transaction")
+    @ApiResponse(responseCode = "201", description = "The transfers, in request order",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = BatchResult.class)))
     @PostMapping(path = "/v1/transfer-batches", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> batch(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
