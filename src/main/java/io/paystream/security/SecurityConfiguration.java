@@ -100,9 +100,10 @@ class SecurityConfiguration {
             CorsConfiguration configuration = new CorsConfiguration();
             configuration.setAllowedOrigins(origins);
             configuration.setAllowedMethods(List.of("GET", "POST", "DELETE"));
-            configuration.setAllowedHeaders(List.of("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"));
+            configuration.setAllowedHeaders(List.of("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
+                    "X-Request-Id", "traceparent"));
             configuration.setExposedHeaders(List.of("Location", "Idempotent-Replayed", "Retry-After", "RateLimit-Limit",
-                    "RateLimit-Remaining", "RateLimit-Reset"));
+                    "RateLimit-Remaining", "RateLimit-Reset", "X-Request-Id"));
             configuration.setMaxAge(java.time.Duration.ofHours(1));
             source.registerCorsConfiguration("/v1/**", configuration);
         }

@@ -155,7 +155,7 @@ class ObservabilityIntegrationTests {
     @Test
     void everyAnswerCarriesARequestId() {
         String generated = anonymous.get().uri("/livez").exchange().expectStatus().isOk()
-                .returnResult(String.class).getResponseHeaders().getFirst(RequestIds.HEADER);
+                .expectBody().returnResult().getResponseHeaders().getFirst(RequestIds.HEADER);
         assertThat(generated).matches(UUID_TEXT);
         // Echoed when sane; replaced when too long or odd.
         assertThat(requestIdFor("/livez", "lb-7f3a.2_x:9")).isEqualTo("lb-7f3a.2_x:9");
@@ -167,17 +167,17 @@ class ObservabilityIntegrationTests {
         }
         // Errors too: 401, 403, 404, 400 from the firewall.
         assertThat(anonymous.get().uri("/v1/accounts").header(RequestIds.HEADER, "r-401").exchange()
-                .expectStatus().isUnauthorized().returnResult(String.class).getResponseHeaders().getFirst(RequestIds.HEADER))
+                .expectStatus().isUnauthorized().expectBody().returnResult().getResponseHeaders().getFirst(RequestIds.HEADER))
                 .isEqualTo("r-401");
         assertThat(anonymous.get().uri("/v1/api-keys").header(RequestIds.HEADER, "r-403")
                 .header(HttpHeaders.AUTHORIZATION, TestAuthentication.bearer(createClientKey())).exchange()
-                .expectStatus().isForbidden().returnResult(String.class).getResponseHeaders().getFirst(RequestIds.HEADER))
+                .expectStatus().isForbidden().expectBody().returnResult().getResponseHeaders().getFirst(RequestIds.HEADER))
                 .isEqualTo("r-403");
         assertThat(admin.get().uri("/v1/accounts/" + UUID.randomUUID()).header(RequestIds.HEADER, "r-404").exchange()
-                .expectStatus().isNotFound().returnResult(String.class).getResponseHeaders().getFirst(RequestIds.HEADER))
+                .expectStatus().isNotFound().expectBody().returnResult().getResponseHeaders().getFirst(RequestIds.HEADER))
                 .isEqualTo("r-404");
         assertThat(anonymous.get().uri("/v1/accounts/a%2F..%2Fb").header(RequestIds.HEADER, "r-400").exchange()
-                .expectStatus().isBadRequest().returnResult(String.class).getResponseHeaders().getFirst(RequestIds.HEADER))
+                .expectStatus().isBadRequest().expectBody().returnResult().getResponseHeaders().getFirst(RequestIds.HEADER))
                 .isEqualTo("r-400");
     }
 
@@ -275,7 +275,7 @@ class ObservabilityIntegrationTests {
 
     private String requestIdFor(String path, String offered) {
         return anonymous.get().uri(path).header(RequestIds.HEADER, offered).exchange()
-                .returnResult(String.class).getResponseHeaders().getFirst(RequestIds.HEADER);
+                .expectBody().returnResult().getResponseHeaders().getFirst(RequestIds.HEADER);
     }
 
     private String scrape() {

@@ -80,8 +80,6 @@ class LedgerMetricsTests {
         assertThat(transactions("committed")).isEqualTo(3);
         assertThat(transactions("rolled_back")).isEqualTo(1);
         assertThat(transactions("cancelled")).isEqualTo(1);
-        assertThat(registry.get("paystream.ledger.transaction").tag("outcome", "committed").timer()
-                .takeSnapshot().histogramCounts()).as("a histogram, with buckets").isNotEmpty();
     }
 
     @Test
