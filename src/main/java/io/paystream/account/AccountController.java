@@ -10,6 +10,8 @@ import java.util.UUID;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import io.swagger.v3.oas.annotations.Operation;
+import io.swagger.v3.oas.annotations.tags.Tag;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
@@ -23,6 +25,7 @@ import org.springframework.web.bind.annotation.RequestParam;
 import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Mono;
 
+@Tag(name = "Accounts", description = "Accounts, balances and their history")
 @RestController
 @RequestMapping(path = "/v1/accounts", produces = MediaType.APPLICATION_JSON_VALUE)
 class AccountController {
@@ -37,6 +40,7 @@ class AccountController {
         this.accounts = accounts;
     }
 
+    @Operation(summary = "Open an account")
     @PostMapping(consumes = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<Account>> create(@Valid @RequestBody CreateAccountRequest request,
             @AuthenticationPrincipal Caller caller) {
@@ -45,6 +49,7 @@ class AccountController {
     }
 
     /** The caller's accounts (an admin's: all), in id order; {@code after} is the last id of the previous page. */
+    @Operation(summary = "List the caller's accounts, a page at a time")
     @GetMapping
     Mono<AccountPage> list(@RequestParam(required = false) Integer limit, @RequestParam(required = false) UUID after,
             @AuthenticationPrincipal Caller caller) {
@@ -58,11 +63,13 @@ class AccountController {
                 });
     }
 
+    @Operation(summary = "Read an account")
     @GetMapping("/{id}")
     Mono<Account> get(@PathVariable UUID id, @AuthenticationPrincipal Caller caller) {
         return accounts.find(id, caller).switchIfEmpty(notFound(id));
     }
 
+    @Operation(summary = "Read an account's balance, now or as of an instant")
     @GetMapping("/{id}/balance")
     Mono<Balance> balance(@PathVariable UUID id, @RequestParam(required = false) String asOf,
             @AuthenticationPrincipal Caller caller) {
@@ -75,6 +82,7 @@ class AccountController {
                 .switchIfEmpty(notFound(id));
     }
 
+    @Operation(summary = "List an account's entries, newest first, a page at a time")
     @GetMapping("/{id}/entries")
     Mono<EntryPage> entries(@PathVariable UUID id, @RequestParam(required = false) Integer limit,
             @RequestParam(required = false) Long after, @AuthenticationPrincipal Caller caller) {

@@ -1,5 +1,7 @@
 package io.paystream.security;
 
+import io.swagger.v3.oas.annotations.Operation;
+import io.swagger.v3.oas.annotations.tags.Tag;
 import java.net.URI;
 import java.util.List;
 import java.util.UUID;
@@ -17,6 +19,7 @@ import org.springframework.web.bind.annotation.RestController;
 import reactor.core.publisher.Mono;
 
 /** Managing API keys: admins only (see {@link SecurityConfiguration}). */
+@Tag(name = "API keys", description = "Managing API keys: admins only")
 @RestController
 @RequestMapping(path = "/v1/api-keys", produces = MediaType.APPLICATION_JSON_VALUE)
 class ApiKeyController {
@@ -30,17 +33,20 @@ class ApiKeyController {
         this.keys = keys;
     }
 
+    @Operation(summary = "Create an API key (admin); the key is shown only in this answer")
     @PostMapping(consumes = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<ApiKey>> create(@Valid @RequestBody CreateApiKeyRequest request) {
         return keys.create(request).map(key -> ResponseEntity.created(URI.create("/v1/api-keys/" + key.id()))
                 .header("Cache-Control", "no-store").body(key));
     }
 
+    @Operation(summary = "List API keys (admin), without the keys themselves")
     @GetMapping
     Mono<List<ApiKey>> list() {
         return keys.list(LIST_MAX).collectList();
     }
 
+    @Operation(summary = "Revoke an API key (admin)")
     @DeleteMapping("/{id}")
     Mono<ResponseEntity<Void>> revoke(@PathVariable UUID id) {
         return keys.revoke(id).thenReturn(ResponseEntity.noContent().build());

@@ -7,6 +7,8 @@ import com.github.benmanes.caffeine.cache.Caffeine;
 import io.github.bucket4j.Bandwidth;
 import io.github.bucket4j.Bucket;
 import io.github.bucket4j.ConsumptionProbe;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import org.springframework.beans.factory.annotation.Value;
@@ -37,11 +39,16 @@ class RateLimitFilter implements WebFilter, Ordered {
             .build();
     private final long requestsPerSecond;
     private final long burst;
+    /** Requests refused with 429; no client tag, so the number of series stays fixed. */
+    private final Counter refusals;
 
     RateLimitFilter(@Value("${paystream.rate-limit.requests-per-second}") long requestsPerSecond,
-            @Value("${paystream.rate-limit.burst}") long burst) {
+            @Value("${paystream.rate-limit.burst}") long burst, MeterRegistry registry) {
         this.requestsPerSecond = requestsPerSecond;
         this.burst = burst;
+        this.refusals = Counter.builder("paystream.rate.limit.refusals")
+                .description("Requests refused with 429 because their client's token bucket was empty")
+                .register(registry);
     }
 
     @Override
@@ -64,6 +71,7 @@ class RateLimitFilter implements WebFilter, Ordered {
                     long resetSeconds = secondsUntil(probe);
                     headers.set("RateLimit-Reset", Long.toString(resetSeconds));
                     if (!probe.isConsumed()) {
+                        refusals.increment();
                         headers.set(HttpHeaders.RETRY_AFTER, Long.toString(Math.max(1, resetSeconds)));
                         return Mono.<Void>error(new ApiException(Problem.RATE_LIMITED,
                                 "This client sent more than " + requestsPerSecond + " requests per second; retry after "

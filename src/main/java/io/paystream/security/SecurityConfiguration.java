@@ -31,8 +31,8 @@ import reactor.core.publisher.Mono;
 
 /**
  * Every {@code /v1} endpoint needs {@code Authorization: Bearer <key>}: a Paystream API key, or, when
- * an OAuth2 issuer is configured, a JWT from it (its subject becomes the client). Health probes are
- * public. Managing keys and depositing (which debits the outside world, owned by no client) are for
+ * an OAuth2 issuer is configured, a JWT from it (its subject becomes the client). Health probes and
+ * the API documentation are public; metrics ({@code /actuator/prometheus}) are for admins. Managing keys and depositing (which debits the outside world, owned by no client) are for
  * admins. Everything else is decided per account by ownership, in the features themselves.
  */
 @Configuration(proxyBeanMethods = false)
@@ -76,6 +76,10 @@ class SecurityConfiguration {
                         .pathMatchers("/v1/api-keys", "/v1/api-keys/**").hasRole("ADMIN")
                         .pathMatchers(HttpMethod.POST, "/v1/accounts/*/deposits").hasRole("ADMIN")
                         .pathMatchers("/v1/**").authenticated()
+                        // Probes stay public; every other actuator endpoint (metrics) is for admins:
+                        // business volumes are nobody else's business.
+                        .pathMatchers("/actuator/health", "/actuator/health/**").permitAll()
+                        .pathMatchers("/actuator", "/actuator/**").hasRole("ADMIN")
                         .anyExchange().permitAll())
                 .build();
     }
@@ -96,9 +100,10 @@ class SecurityConfiguration {
             CorsConfiguration configuration = new CorsConfiguration();
             configuration.setAllowedOrigins(origins);
             configuration.setAllowedMethods(List.of("GET", "POST", "DELETE"));
-            configuration.setAllowedHeaders(List.of("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"));
+            configuration.setAllowedHeaders(List.of("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
+                    "X-Request-Id", "traceparent"));
             configuration.setExposedHeaders(List.of("Location", "Idempotent-Replayed", "Retry-After", "RateLimit-Limit",
-                    "RateLimit-Remaining", "RateLimit-Reset"));
+                    "RateLimit-Remaining", "RateLimit-Reset", "X-Request-Id"));
             configuration.setMaxAge(java.time.Duration.ofHours(1));
             source.registerCorsConfiguration("/v1/**", configuration);
         }

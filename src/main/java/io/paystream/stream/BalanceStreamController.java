@@ -4,6 +4,7 @@ import java.util.UUID;
 
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
+import io.swagger.v3.oas.annotations.Operation;
 import org.springframework.http.MediaType;
 import org.springframework.http.codec.ServerSentEvent;
 import org.springframework.security.core.annotation.AuthenticationPrincipal;
@@ -28,6 +29,7 @@ class BalanceStreamController {
         this.streams = streams;
     }
 
+    @Operation(summary = "Watch an account's balance as server-sent events; resume with Last-Event-ID or ?after=")
     @GetMapping(path = "/v1/accounts/{id}/balance/stream", produces = MediaType.TEXT_EVENT_STREAM_VALUE)
     Flux<ServerSentEvent<BalanceEvent>> stream(@PathVariable UUID id,
             @RequestHeader(name = "Last-Event-ID", required = false) String lastEventId,

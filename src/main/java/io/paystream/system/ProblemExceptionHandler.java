@@ -65,6 +65,11 @@ public class ProblemExceptionHandler implements WebExceptionHandler {
         return response.writeWith(Mono.just(buffer));
     }
 
+    /** The problem a failure is answered with: what its client sees (and what metrics count it as). */
+    public static Problem problemOf(Throwable failure) {
+        return Problems.classify(failure).problem();
+    }
+
     /** The problem+json body of a refusal; also what an idempotency key stores for a refused request. */
     public static Map<String, Object> body(ApiException problem, String instancePath) {
         Map<String, Object> body = new LinkedHashMap<>();

@@ -20,10 +20,12 @@ class HoldExpirySweeper {
     private static final Logger log = LoggerFactory.getLogger(HoldExpirySweeper.class);
 
     private final Holds holds;
+    private final LedgerMetrics metrics;
     private final int batch;
 
-    HoldExpirySweeper(Holds holds, @Value("${paystream.holds.sweep-batch}") int batch) {
+    HoldExpirySweeper(Holds holds, LedgerMetrics metrics, @Value("${paystream.holds.sweep-batch}") int batch) {
         this.holds = holds;
+        this.metrics = metrics;
         this.batch = batch;
     }
 
@@ -33,6 +35,7 @@ class HoldExpirySweeper {
                 .concatMap(i -> holds.expireNext())
                 .takeUntil(expired -> !expired)
                 .filter(expired -> expired)
+                .doOnNext(expired -> metrics.expiry(true, null))
                 .count()
                 .doOnNext(count -> {
                     if (count > 0) {
@@ -40,6 +43,7 @@ class HoldExpirySweeper {
                     }
                 })
                 .onErrorResume(error -> {
+                    metrics.expiry(false, error);
                     log.warn("Hold expiry sweep failed; the next run tries again: {}", error.toString());
                     return Mono.empty();
                 });

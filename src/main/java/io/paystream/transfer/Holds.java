@@ -115,15 +115,17 @@ class Holds {
                FOR NO KEY UPDATE OF h SKIP LOCKED""";
 
     private final Ledger ledger;
+    private final LedgerMetrics metrics;
     private final DatabaseClient db;
     private final JsonMapper json;
     private final Duration defaultExpiry;
     private final Duration maxExpiry;
 
-    Holds(Ledger ledger, DatabaseClient db, JsonMapper json,
+    Holds(Ledger ledger, LedgerMetrics metrics, DatabaseClient db, JsonMapper json,
             @Value("${paystream.holds.default-expiry}") Duration defaultExpiry,
             @Value("${paystream.holds.max-expiry}") Duration maxExpiry) {
         this.ledger = ledger;
+        this.metrics = metrics;
         this.db = db;
         this.json = json;
         this.defaultExpiry = defaultExpiry;
@@ -244,9 +246,10 @@ class Holds {
     }
 
     private Mono<HoldRow> lockedHold(UUID holdId, boolean lock) {
-        return db.sql(lock ? SELECT_HOLD + Ledger.LOCK_CLAUSE : SELECT_HOLD).bind("id", holdId)
-                .map(row -> new HoldRow(hold(row), row.get("debit_owner", UUID.class), row.get("credit_owner", UUID.class)))
+        Mono<HoldRow> row = db.sql(lock ? SELECT_HOLD + Ledger.LOCK_CLAUSE : SELECT_HOLD).bind("id", holdId)
+                .map(r -> new HoldRow(hold(r), r.get("debit_owner", UUID.class), r.get("credit_owner", UUID.class)))
                 .one();
+        return lock ? metrics.lockWait("hold", row) : row;
     }
 
     private Mono<Hold> release(Hold hold, String status) {

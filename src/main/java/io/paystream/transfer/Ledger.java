@@ -170,9 +170,11 @@ class Ledger {
     private final String selectAccounts;
     private final RetryBackoffSpec retry;
     private final boolean pessimistic;
+    private final LedgerMetrics metrics;
 
     Ledger(DatabaseClient db, JsonMapper json, ReactiveTransactionManager transactionManager,
-            LedgerProperties properties, IdempotencyKeys idempotencyKeys, BalanceChanges balanceChanges) {
+            LedgerProperties properties, IdempotencyKeys idempotencyKeys, BalanceChanges balanceChanges,
+            LedgerMetrics metrics) {
         this.db = db;
         this.json = json;
         this.properties = properties;
@@ -183,7 +185,8 @@ class Ledger {
         this.transactions = pessimistic ? lockingTransactions
                 : operator(transactionManager, TransactionDefinition.ISOLATION_SERIALIZABLE);
         this.selectAccounts = pessimistic ? SELECT_ACCOUNTS + LOCK_CLAUSE : SELECT_ACCOUNTS;
-        this.retry = LedgerRetry.spec(properties.retry());
+        this.retry = LedgerRetry.spec(properties.retry(), metrics::retried);
+        this.metrics = metrics;
     }
 
     private static TransactionalOperator operator(ReactiveTransactionManager transactionManager, int isolation) {
@@ -241,7 +244,7 @@ class Ledger {
         // defer: every retry builds a fresh unit and so runs in a fresh transaction.
         return Mono.defer(() -> {
             Set<UUID> touched = ConcurrentHashMap.newKeySet();
-            return operator.transactional(unit.get().timeout(properties.attemptTimeout()))
+            return metrics.transaction(operator.transactional(unit.get().timeout(properties.attemptTimeout())))
                     .contextWrite(Context.of(TOUCHED, touched))
                     .doOnSuccess(result -> balanceChanges.committed(touched));
         }).retryWhen(retry);
@@ -295,7 +298,7 @@ class Ledger {
     }
 
     private Mono<List<AccountRow>> selectAccounts(String sql, Collection<UUID> ids, String worldCurrency) {
-        return db.sql(sql)
+        Mono<List<AccountRow>> rows = db.sql(sql)
                 .bind("ids", ids.toArray(UUID[]::new))
                 .bind("withWorld", worldCurrency != null)
                 .bind("currency", worldCurrency == null ? "" : worldCurrency)
@@ -304,6 +307,7 @@ class Ledger {
                         row.get("owner_id", UUID.class)))
                 .all()
                 .collectList();
+        return sql.endsWith(LOCK_CLAUSE) ? metrics.lockWait("accounts", rows) : rows;
     }
 
     /**

@@ -2,6 +2,7 @@ package io.paystream.transfer;
 
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Consumer;
 
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
@@ -86,13 +87,14 @@ final class LedgerRetry {
     /**
      * Exponential backoff with jitter, at most {@code maxRetries} times. When the races keep being
      * lost, the client gets 503 with Retry-After; every attempt was its own transaction and was
-     * rolled back, so nothing is half-written.
+     * rolled back, so nothing is half-written. {@code onRetry} hears each retry's SQLSTATE (for metrics).
      */
-    static RetryBackoffSpec spec(LedgerProperties.Retry retry) {
+    static RetryBackoffSpec spec(LedgerProperties.Retry retry, Consumer<String> onRetry) {
         return Retry.backoff(retry.maxRetries(), retry.firstBackoff())
                 .maxBackoff(retry.maxBackoff())
                 .jitter(0.5)
                 .filter(LedgerRetry::isLostRace)
+                .doBeforeRetry(signal -> onRetry.accept(sqlState(signal.failure()).orElse("none")))
                 .onRetryExhaustedThrow((spec, signal) -> {
                     log.warn("Movement still losing races after {} retries; last SQLSTATE {}", signal.totalRetries(),
                             sqlState(signal.failure()).orElse("none"));

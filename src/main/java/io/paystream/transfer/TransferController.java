@@ -8,6 +8,12 @@ import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import io.paystream.transfer.LedgerMetrics.Movement;
+import io.swagger.v3.oas.annotations.Operation;
+import io.swagger.v3.oas.annotations.media.Content;
+import io.swagger.v3.oas.annotations.media.Schema;
+import io.swagger.v3.oas.annotations.responses.ApiResponse;
+import io.swagger.v3.oas.annotations.tags.Tag;
 import jakarta.validation.Valid;
 import org.springframework.http.MediaType;
 import org.springframework.http.ResponseEntity;
@@ -25,6 +31,7 @@ import reactor.core.publisher.Mono;
  * The HTTP face of the ledger: transfers, deposits, withdrawals, reversals and batches. Every POST
  * moves money and so needs an {@code Idempotency-Key}; it runs as one {@link Ledger#run} unit.
  */
+@Tag(name = "Transfers", description = "Transfers, deposits, withdrawals, reversals and batches")
 @RestController
 class TransferController {
 
@@ -32,67 +39,88 @@ class TransferController {
     private final Transfers transfers;
     private final TransferRepository repository;
     private final IdempotencyKeys keys;
+    private final LedgerMetrics metrics;
 
-    TransferController(Ledger ledger, Transfers transfers, TransferRepository repository, IdempotencyKeys keys) {
+    TransferController(Ledger ledger, Transfers transfers, TransferRepository repository, IdempotencyKeys keys,
+            LedgerMetrics metrics) {
+        this.metrics = metrics;
         this.ledger = ledger;
         this.transfers = transfers;
         this.repository = repository;
         this.keys = keys;
     }
 
+    @Operation(summary = "Transfer money between two accounts of one currency")
+    @ApiResponse(responseCode = "201", description = "The transfer",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/transfers", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> transfer(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody TransferRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
-        return created(key, http, request, caller, () -> transfers.transfer(request, caller));
+        return created(Movement.TRANSFER, key, http, request, caller, () -> transfers.transfer(request, caller));
     }
 
+    @Operation(summary = "Read a transfer")
     @GetMapping(path = "/v1/transfers/{id}", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<Transfer> get(@PathVariable UUID id, @AuthenticationPrincipal Caller caller) {
         return repository.find(id, caller)
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.TRANSFER_NOT_FOUND, "No transfer " + id)));
     }
 
+    @Operation(summary = "Deposit money from outside into an account (admin)")
+    @ApiResponse(responseCode = "201", description = "The deposit",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/accounts/{id}/deposits", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> deposit(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        return created(key, http, request, caller, () -> transfers.external(MovementType.DEPOSIT, id, request, caller));
+        return created(Movement.DEPOSIT, key, http, request, caller,
+                () -> transfers.external(MovementType.DEPOSIT, id, request, caller));
     }
 
+    @Operation(summary = "Withdraw money from an account to the outside")
+    @ApiResponse(responseCode = "201", description = "The withdrawal",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/accounts/{id}/withdrawals", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> withdraw(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        return created(key, http, request, caller,
+        return created(Movement.WITHDRAWAL, key, http, request, caller,
                 () -> transfers.external(MovementType.WITHDRAWAL, id, request, caller));
     }
 
+    @Operation(summary = "Reverse a transfer, in full or in part")
+    @ApiResponse(responseCode = "201", description = "The reversal",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = Transfer.class)))
     @PostMapping(path = "/v1/transfers/{id}/reversals", produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> reverse(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody(required = false) ReversalRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
         ReversalRequest reversal = request == null ? new ReversalRequest(null) : request;
-        return created(key, http, reversal, caller, () -> transfers.reverse(id, reversal, caller));
+        return created(Movement.REVERSAL, key, http, reversal, caller, () -> transfers.reverse(id, reversal, caller));
     }
 
+    @Operation(summary = "Apply several transfers all or nothing, in one transaction")
+    @ApiResponse(responseCode = "201", description = "The transfers, in request order",
+            content = @Content(mediaType = "application/json", schema = @Schema(implementation = BatchResult.class)))
     @PostMapping(path = "/v1/transfer-batches", consumes = MediaType.APPLICATION_JSON_VALUE,
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> batch(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody BatchRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
-        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request, caller);
-        return ledger.runLocked(idempotencyKey, http.getPath().value(),
-                        () -> transfers.batch(request, caller).map(batch -> new Ledger.Reply(201, null, batch)))
+        // Deferred: a missing or invalid Idempotency-Key is counted as a refused movement too.
+        return metrics.movement(Movement.BATCH, Mono.defer(() -> ledger.runLocked(keys.keyOf(key, http, request, caller),
+                        http.getPath().value(),
+                        () -> transfers.batch(request, caller).map(batch -> new Ledger.Reply(201, null, batch)))))
                 .map(StoredResponse::toResponseEntity);
     }
 
-    private Mono<ResponseEntity<byte[]>> created(String key, ServerHttpRequest http, Object request, Caller caller,
-            java.util.function.Supplier<Mono<Transfer>> work) {
-        IdempotencyKey idempotencyKey = keys.keyOf(key, http, request, caller);
-        return ledger.run(idempotencyKey, http.getPath().value(),
-                        () -> work.get().map(t -> new Ledger.Reply(201, "/v1/transfers/" + t.id(), t)))
+    private Mono<ResponseEntity<byte[]>> created(Movement movement, String key, ServerHttpRequest http, Object request,
+            Caller caller, java.util.function.Supplier<Mono<Transfer>> work) {
+        return metrics.movement(movement, Mono.defer(() -> ledger.run(keys.keyOf(key, http, request, caller),
+                        http.getPath().value(),
+                        () -> work.get().map(t -> new Ledger.Reply(201, "/v1/transfers/" + t.id(), t)))))
                 .map(StoredResponse::toResponseEntity);
     }
 }

@@ -113,9 +113,22 @@ class AuthorizationIntegrationTests {
     }
 
     @Test
-    void healthStaysPublic() {
-        web.get().uri("/actuator/health").exchange()
-                .expectStatus().isOk().expectBody().jsonPath("$.status").isEqualTo("UP");
+    void healthProbesAndApiDocsStayPublic() {
+        for (String path : List.of("/actuator/health", "/actuator/health/liveness", "/actuator/health/readiness",
+                "/livez", "/readyz")) {
+            web.get().uri(path).exchange().expectStatus().isOk().expectBody().jsonPath("$.status").isEqualTo("UP");
+        }
+        web.get().uri("/v3/api-docs").exchange().expectStatus().isOk();
+        web.get().uri("/swagger-ui.html").exchange().expectStatus().is3xxRedirection();
+    }
+
+    @Test
+    void metricsAndOtherActuatorEndpointsAreForAdmins() {
+        for (String path : List.of("/actuator", "/actuator/prometheus", "/actuator/metrics", "/actuator/env")) {
+            problem(call(null, HttpMethod.GET, path, ""), 401, "unauthorized");
+            problem(call(aliceKey, HttpMethod.GET, path, ""), 403, "forbidden");
+        }
+        call(TestAuthentication.ADMIN_KEY, HttpMethod.GET, "/actuator/prometheus", "").expectStatus().isOk();
     }
 
     @Test

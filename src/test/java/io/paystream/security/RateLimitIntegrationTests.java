@@ -3,6 +3,7 @@ package io.paystream.security;
 import java.util.ArrayList;
 import java.util.List;
 
+import io.micrometer.core.instrument.MeterRegistry;
 import io.paystream.testsupport.PaystreamIntegrationTest;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
@@ -24,6 +25,9 @@ class RateLimitIntegrationTests {
     @LocalServerPort
     int port;
 
+    @Autowired
+    MeterRegistry registry;
+
     @Test
     void aClientBeyondItsBucketGets429WithRetryAfter() {
         List<EntityExchangeResult<String>> results = new ArrayList<>();
@@ -40,6 +44,10 @@ class RateLimitIntegrationTests {
         assertThat(limited.getResponseHeaders().getFirst("RateLimit-Remaining")).isEqualTo("0");
         assertThat(limited.getResponseHeaders().getContentType()).isEqualTo(MediaType.APPLICATION_PROBLEM_JSON);
         assertThat(limited.getResponseBody()).contains("\"code\":\"rate_limited\"");
+        // Refusals carry their request id, and operators see them counted.
+        assertThat(limited.getResponseHeaders().getFirst("X-Request-Id")).isNotBlank();
+        assertThat(registry.get("paystream.rate.limit.refusals").counter().count())
+                .isEqualTo(results.stream().filter(r -> r.getStatus().value() == 429).count());
         // Unauthenticated requests (health probes) are not counted.
         WebTestClient anonymous = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port).build();
         for (int i = 0; i < 10; i++) {
