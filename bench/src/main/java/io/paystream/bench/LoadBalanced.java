@@ -67,15 +67,16 @@ final class LoadBalanced {
               --drain S               pause between taking a replica out of rotation and SIGTERM (default 3)
               --settle S              pause after a replica is back in rotation, before the next (default 5)
               --tail S                traffic after the last restart, seconds (default 15)
-              --max-traffic S         hard upper bound of the traffic window, seconds (default 400)
+              --max-traffic S         hard upper bound of the traffic window, seconds (default 600)
               --transfer-budget S     longest time one transfer is retried for (default 60)
               --max-transfers N       upper bound of transfers per client (default 200000)
+              --ready-timeout S       longest wait for a started replica's /readyz 200; past it the
+                                      rolling restart stops and the run fails (default 300)
               --app-jvm-opts "..."    JVM options for the replicas (default none)
               --results DIR           where results go (default bench/results)
               --keep-workdir          keep the work directory (logs of every replica, nginx's logs)
             """;
 
-    private static final Duration READY_TIMEOUT = Duration.ofSeconds(180);
     private static final Duration ATTEMPT_TIMEOUT = Duration.ofSeconds(10);
     private static final int MAX_ATTEMPTS = 300;
     /** App.stop() sends SIGKILL after this long: a shutdown that takes it was not graceful. */
@@ -88,7 +89,7 @@ final class LoadBalanced {
     /** Every option of the run. */
     record Options(int replicas, int clients, int watchers, int accounts, long funds, String mode, int warmSeconds,
             int drainSeconds, int settleSeconds, int tailSeconds, int maxTrafficSeconds, int transferBudgetSeconds,
-            long maxTransfersPerClient, String appJvmOpts, Path projectDir, Path workDir, Path resultsDir, Path appJar,
+            long maxTransfersPerClient, int readySeconds, String appJvmOpts, Path projectDir, Path workDir, Path resultsDir, Path appJar,
             Path pgBinariesJar, String nginx, String commandLine, boolean keepWorkDir) {
 
         static Options parse(String[] argv) {
@@ -114,7 +115,7 @@ final class LoadBalanced {
                 v.put(flag.substring(2), args.get(++i));
             }
             Set<String> known = Set.of("replicas", "clients", "watchers", "accounts", "funds", "mode", "warm", "drain",
-                    "settle", "tail", "max-traffic", "transfer-budget", "max-transfers", "app-jvm-opts", "results",
+                    "settle", "tail", "max-traffic", "ready-timeout", "transfer-budget", "max-transfers", "app-jvm-opts", "results",
                     "project-dir", "workdir", "app-jar", "pg-binaries-jar", "nginx", "command-line", "pgbench");
             for (String k : v.keySet()) {
                 if (!known.contains(k)) {
@@ -137,8 +138,9 @@ final class LoadBalanced {
             return new Options(number(v, "replicas", 3, 2, 5), clients, number(v, "watchers", 24, 1, 200), accounts,
                     number(v, "funds", 1_000_000, 1000, Integer.MAX_VALUE), mode, number(v, "warm", 15, 0, 600),
                     number(v, "drain", 3, 0, 60), number(v, "settle", 5, 0, 600), number(v, "tail", 15, 0, 600),
-                    number(v, "max-traffic", 400, 10, 3_000), number(v, "transfer-budget", 60, 5, 600),
-                    number(v, "max-transfers", 200_000, 1, 10_000_000), v.getOrDefault("app-jvm-opts", ""), project,
+                    number(v, "max-traffic", 600, 10, 3_000), number(v, "transfer-budget", 60, 5, 600),
+                    number(v, "max-transfers", 200_000, 1, 10_000_000), number(v, "ready-timeout", 300, 10, 1_800),
+                    v.getOrDefault("app-jvm-opts", ""), project,
                     Path.of(v.get("workdir")).toAbsolutePath(),
                     Path.of(v.getOrDefault("results", project.resolve("bench/results").toString())).toAbsolutePath(),
                     Path.of(v.getOrDefault("app-jar", project.resolve("target/paystream-0.1.0-SNAPSHOT.jar").toString())),
@@ -245,7 +247,7 @@ final class LoadBalanced {
 
     /** A hard upper bound on the whole run: past it, the process exits and its shutdown hook cleans up. */
     private static void watchdog(Options o) {
-        long budget = 900L + o.maxTrafficSeconds() + o.transferBudgetSeconds() + (long) o.replicas() * 300;
+        long budget = 900L + o.maxTrafficSeconds() + o.transferBudgetSeconds() + (long) o.replicas() * o.readySeconds() * 2;
         Thread t = new Thread(() -> {
             Sh.sleep(Duration.ofSeconds(budget).toMillis());
             Log.warn("the run exceeded its time budget of %d s; stopping everything", budget);
@@ -292,7 +294,7 @@ final class LoadBalanced {
             starting.add(daemon("start-replica-" + (r + 1), () -> startReplica(r)));
         }
         for (Thread t : starting) {
-            t.join(READY_TIMEOUT.toMillis() + 10_000);
+            t.join(o.readySeconds() * 1000L + 10_000);
         }
         for (int i = 0; i < o.replicas(); i++) {
             if (!ready(replicas.get(i))) {
@@ -356,13 +358,15 @@ final class LoadBalanced {
             heads = heads(conn);
         }
         awaitWatchersCaughtUp(heads);
+        // The watchers stop reconnecting; stopping nginx ends their streams (at most Nginx.WORKER_SHUTDOWN later).
         for (SseWatcher w : watchers) {
             w.stop();
         }
-        for (Thread t : watcherThreads) {
-            t.join(10_000);
-        }
         nginx.stop();
+        long joinUntil = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        for (Thread t : watcherThreads) {
+            t.join(Math.max(1, (joinUntil - System.nanoTime()) / 1_000_000));
+        }
         for (int i = 0; i < replicas.size(); i++) {
             long t0 = System.nanoTime();
             replicas.get(i).stop();
@@ -393,14 +397,14 @@ final class LoadBalanced {
         } catch (IOException e) {
             throw new IllegalStateException("starting replica " + (index + 1) + ": " + e.getMessage(), e);
         }
-        if (awaitReady(app, READY_TIMEOUT)) {
+        if (awaitReady(app, Duration.ofSeconds(o.readySeconds()))) {
             double s = (System.nanoTime() - t0) / 1e9;
             synchronized (firstStartSeconds) {
                 firstStartSeconds.add(s);
             }
             Log.info("Replica %d ready on 127.0.0.1:%d (pid %d) after %.1f s", index + 1, app.port, app.pid(), s);
         } else {
-            Log.warn("replica %d not ready after %d s", index + 1, READY_TIMEOUT.toSeconds());
+            Log.warn("replica %d not ready after %d s", index + 1, o.readySeconds());
         }
     }
 
@@ -468,15 +472,17 @@ final class LoadBalanced {
                     killed ? " (killed: no exit within 40 s)" : ""));
             long t1 = System.nanoTime();
             app.start(o.mode());
-            boolean ready = awaitReady(app, READY_TIMEOUT);
+            boolean ready = awaitReady(app, Duration.ofSeconds(o.readySeconds()));
             double startSeconds = (System.nanoTime() - t1) / 1e9;
             if (!ready) {
-                failures.add("replica " + (i + 1) + " not ready " + READY_TIMEOUT.toSeconds() + " s after its restart");
+                failures.add("replica " + (i + 1) + " not ready " + o.readySeconds() + " s after its restart");
                 notes.add("Replica " + (i + 1) + " log tail:\n" + app.tail(30));
-                event("replica " + (i + 1) + " NOT ready after its restart");
+                event("replica " + (i + 1) + " NOT ready " + o.readySeconds() + " s after its restart");
                 restarts.add(new Restart(i + 1, app.port, oldPid, app.pid(), outAt, stopSeconds, killed, startSeconds,
                         (System.nanoTime() - outNanos) / 1e9, false));
-                continue;
+                // As an orchestrator halts a rollout whose new replica never gets ready: no other goes down.
+                event("rolling restart halted");
+                break;
             }
             event(String.format(Locale.ROOT, "replica %d ready again (pid %d) %.1f s after its start", i + 1, app.pid(),
                     startSeconds));

@@ -53,7 +53,6 @@ final class SseWatcher implements Runnable {
     /** Attempts that did not get a stream, by answer. */
     final Map<String, Long> refused = new TreeMap<>();
     private volatile boolean stopping;
-    private volatile HttpURLConnection current;
     private long lastId = -1;
     private long retryMs = 2_000;
 
@@ -72,13 +71,13 @@ final class SseWatcher implements Runnable {
         return List.copyOf(events);
     }
 
-    /** Ends the watcher: closes its connection (the read in progress fails) and stops reconnecting. */
+    /**
+     * Ends the watcher: it reconnects no more, and ends when its stream does (stopping nginx ends it).
+     * It does not close the connection from this thread: HttpURLConnection.disconnect() waits for the
+     * lock the reading thread holds while it reads, so it would wait as long as heartbeats keep coming.
+     */
     void stop() {
         stopping = true;
-        HttpURLConnection c = current;
-        if (c != null) {
-            c.disconnect();
-        }
     }
 
     @Override
@@ -109,7 +108,6 @@ final class SseWatcher implements Runnable {
     private void once() throws IOException {
         HttpURLConnection c = (HttpURLConnection) new URL("http://127.0.0.1:" + lbPort + "/v1/accounts/" + account
                 + "/balance/stream").openConnection();
-        current = c;
         try {
             c.setConnectTimeout(CONNECT_TIMEOUT_MS);
             c.setReadTimeout(READ_TIMEOUT_MS);
@@ -152,7 +150,6 @@ final class SseWatcher implements Runnable {
                 endedCleanly++;
             }
         } finally {
-            current = null;
             if (stopping) {
                 c.disconnect();
             }
