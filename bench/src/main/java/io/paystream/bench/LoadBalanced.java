@@ -54,8 +54,8 @@ final class LoadBalanced {
 
             Three replicas of the application behind nginx on 127.0.0.1, one PostgreSQL; transfers and
             balance streams through nginx while the replicas are restarted one by one (rolling update).
-            About 3 to 4 minutes with the defaults. Writes bench/results/LOADBALANCED.md; exits non-zero
-            if an invariant fails.
+            The traffic lasts --warm, then per replica about --drain + --settle + its shutdown and start,
+            then --tail. Writes bench/results/LOADBALANCED.md; exits non-zero if an invariant fails.
 
               --replicas N            application replicas (default 3; 2 to 5, so that N-1 always serve)
               --clients N             money clients, each with its own API key (default 16, at most 256)
