@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [bench] [options]     SQL-only limit, API closed and open loop, both modes, audits
 #   bench/run.sh chaos [options]       kill -9, PostgreSQL restart and killed connections under retried load
+#   bench/run.sh lb [options]          three replicas behind nginx, rolling restarts under money and SSE traffic
 #   bench/run.sh --help                every option
 #
 # Installs what is missing (pgbench, xz, fonts; only when missing, and says so), packages the
@@ -26,6 +27,10 @@ COMMAND_LINE="bench/run.sh"
 for a in "$@"; do
   if [[ "$a" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then COMMAND_LINE+=" $a"; else COMMAND_LINE+=" $(printf '%q' "$a")"; fi
 done
+
+# The subcommand, if any (bench, chaos, lb): lb needs nginx and no pgbench.
+SUBCOMMAND="${1:-bench}"
+[[ "$SUBCOMMAND" == -* ]] && SUBCOMMAND=bench
 
 # Options this script handles itself; everything else goes to the harness.
 PASS=()
@@ -77,6 +82,24 @@ if ((HELP == 0)); then
     apt_install fontconfig fonts-dejavu-core
   fi
 
+  # nginx, for the load-balanced run -----------------------------------------------------------------
+  if [[ "$SUBCOMMAND" == lb ]]; then
+    NGINX="$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)"
+    if [[ -z "$NGINX" ]]; then
+      # The package's post-install would start a system nginx on port 80: a temporary policy-rc.d
+      # forbids it (this run starts its own, on 127.0.0.1, with its own configuration).
+      POLICY_ADDED=0
+      if [[ ! -e /usr/sbin/policy-rc.d && $(id -u) -eq 0 ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && POLICY_ADDED=1
+      fi
+      apt_install nginx-light || apt_install nginx
+      ((POLICY_ADDED == 1)) && rm -f /usr/sbin/policy-rc.d
+      NGINX="$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)"
+    fi
+    [[ -n "$NGINX" ]] || die "nginx could not be installed"
+    PASS+=(--nginx "$NGINX")
+  fi
+
   # pgbench --------------------------------------------------------------------------------------------
   find_pgbench() {
     local p
@@ -86,6 +109,7 @@ if ((HELP == 0)); then
     if command -v pgbench >/dev/null 2>&1 && pgbench --version >/dev/null 2>&1; then command -v pgbench; fi
   }
   PGBENCH="$(find_pgbench)"
+  [[ "$SUBCOMMAND" == lb ]] && PGBENCH="${PGBENCH:-none}"  # the load-balanced run has no SQL-only phase
   if [[ -z "$PGBENCH" ]]; then
     apt_install postgresql-client
     PGBENCH="$(find_pgbench)"
@@ -160,7 +184,7 @@ if [[ ! -f "$BENCH_JAR" ]] || [[ -n "$(find "$BENCH_DIR/src" "$BENCH_DIR/pom.xml
 fi
 
 if ((HELP == 1)); then
-  exec java -jar "$BENCH_JAR" --help
+  exec java -jar "$BENCH_JAR" "${PASS[@]}"
 fi
 
 # Work directory and clean-up ---------------------------------------------------------------------------
@@ -191,6 +215,24 @@ cleanup() {
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$WORKDIR/app.jar"; then
       say "killing the application left running (pid $pid)"
       kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  # The load-balanced run: its replicas and its nginx (master pid in nginx/nginx.pid).
+  for pidfile in "$WORKDIR"/replica-*/app.pid; do
+    [[ -f "$pidfile" ]] || continue
+    local rpid
+    rpid="$(cat "$pidfile" 2>/dev/null || true)"
+    if [[ -n "$rpid" ]] && kill -0 "$rpid" 2>/dev/null && tr '\0' ' ' <"/proc/$rpid/cmdline" 2>/dev/null | grep -qF "$WORKDIR/app.jar"; then
+      say "killing the replica left running (pid $rpid)"
+      kill -KILL "$rpid" 2>/dev/null || true
+    fi
+  done
+  if [[ -f "$WORKDIR/nginx/nginx.pid" ]]; then
+    local npid
+    npid="$(cat "$WORKDIR/nginx/nginx.pid" 2>/dev/null || true)"
+    if [[ -n "$npid" ]] && kill -0 "$npid" 2>/dev/null && tr '\0' ' ' <"/proc/$npid/cmdline" 2>/dev/null | grep -qF "nginx"; then
+      say "stopping the nginx left running (pid $npid)"
+      kill -TERM "$npid" 2>/dev/null || true
     fi
   fi
   if [[ -f "$WORKDIR/db/data/postmaster.pid" && -x "$WORKDIR/pg/bin/pg_ctl" ]]; then

@@ -17,6 +17,8 @@ final class Config {
               chaos             transfers retried with the same Idempotency-Key while the app is killed with
                                 kill -9, PostgreSQL is restarted and connections are terminated; writes
                                 bench/results/CHAOS.md
+              lb                three replicas behind nginx, rolling restarts under transfers and balance
+                                streams; writes bench/results/LOADBALANCED.md (bench/run.sh lb --help)
 
             Common options:
               --accounts N            accounts to seed (default 10000)

@@ -6,7 +6,7 @@ import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 
 /**
- * Entry point of the harness: {@code bench} (the default) or {@code chaos}. Started by bench/run.sh,
+ * Entry point of the harness: {@code bench} (the default), {@code chaos} or {@code lb} (LoadBalanced). Started by bench/run.sh,
  * which installs what is missing, builds the jars and cleans up after a crash. Everything this
  * process starts (PostgreSQL, the application) it also stops, on success, failure or Ctrl-C.
  */
@@ -25,6 +25,10 @@ public final class Main {
         reactor.util.Loggers.useJdkLoggers();
         NETTY_LOG.setLevel(java.util.logging.Level.SEVERE);
         NETTY_IO_LOG.setLevel(java.util.logging.Level.SEVERE);
+        if (args.length > 0 && args[0].equals("lb")) {
+            LoadBalanced.main(args); // its own options, processes and clean-up
+            return;
+        }
         Config c;
         try {
             c = Config.parse(args);
