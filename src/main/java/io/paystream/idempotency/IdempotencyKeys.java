@@ -72,6 +72,26 @@ public class IdempotencyKeys {
                 .flatMap(claim -> claim.resolve(key));
     }
 
+    /**
+     * The claim as a subquery, for a caller that claims and locks in one statement: one row with
+     * {@code claimed, fingerprint, status_code, location, response_body}, binding {@code :lockId},
+     * {@code :scope} and {@code :key} as {@link #bindClaim} does.
+     */
+    public static final String CLAIM_SUBQUERY = "(" + CLAIM + ")";
+
+    public static DatabaseClient.GenericExecuteSpec bindClaim(DatabaseClient.GenericExecuteSpec statement, IdempotencyKey key) {
+        return statement.bind("lockId", key.advisoryLockId()).bind("scope", key.scope()).bind("key", key.key());
+    }
+
+    /**
+     * What a claim read in a caller's own statement means: run the request (empty), answer with what
+     * it got the first time, or refuse (409 in flight elsewhere, 422 key reused).
+     */
+    public static Mono<StoredResponse> resolve(IdempotencyKey key, boolean claimed, byte[] fingerprint, Integer status,
+            String location, byte[] body) {
+        return new Claim(claimed, fingerprint, status, location, body).resolve(key);
+    }
+
     private record Claim(boolean claimed, byte[] fingerprint, Integer status, String location, byte[] body) {
 
         Mono<StoredResponse> resolve(IdempotencyKey key) {

@@ -1,12 +1,15 @@
 package io.paystream.transfer;
 
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 import io.paystream.idempotency.IdempotencyKey;
@@ -85,6 +88,27 @@ class Ledger {
              ORDER BY id""";
 
     static final String LOCK_CLAUSE = "\n   FOR NO KEY UPDATE";
+
+    /**
+     * Steps 1 and 2 in one round trip, for units that know up front which accounts they lock
+     * (transfers, deposits, withdrawals): claim the key, and only if it is ours and unanswered, lock
+     * the accounts in ascending id order. The claim is evaluated once, first (the locking part
+     * depends on it), so a request whose key is in flight elsewhere or already answered takes no row
+     * lock and waits for nobody. One row per locked account, or one row with no account when the
+     * claim says no.
+     */
+    private static final String CLAIM_AND_SELECT_ACCOUNTS = """
+            WITH claim AS MATERIALIZED %s,
+            locked AS MATERIALIZED (
+                SELECT id, currency, kind, allow_negative, owner_id
+                  FROM accounts
+                 WHERE (SELECT c.claimed AND c.fingerprint IS NULL FROM claim c)
+                   AND (id = ANY(:ids) OR (:withWorld AND kind = 'system' AND currency = :currency))
+                 ORDER BY id%s
+            )
+            SELECT c.claimed, c.fingerprint, c.status_code, c.location, c.response_body,
+                   l.id, l.currency, l.kind, l.allow_negative, l.owner_id
+              FROM claim c LEFT JOIN locked l ON true""";
 
     /**
      * Step 3, in one round trip: read both chain heads, decide, and (only if allowed) insert the
@@ -168,6 +192,7 @@ class Ledger {
     private final TransactionalOperator transactions;
     private final TransactionalOperator lockingTransactions;
     private final String selectAccounts;
+    private final String claimAndSelectAccounts;
     private final RetryBackoffSpec retry;
     private final boolean pessimistic;
     private final LedgerMetrics metrics;
@@ -185,6 +210,8 @@ class Ledger {
         this.transactions = pessimistic ? lockingTransactions
                 : operator(transactionManager, TransactionDefinition.ISOLATION_SERIALIZABLE);
         this.selectAccounts = pessimistic ? SELECT_ACCOUNTS + LOCK_CLAUSE : SELECT_ACCOUNTS;
+        this.claimAndSelectAccounts = CLAIM_AND_SELECT_ACCOUNTS.formatted(IdempotencyKeys.CLAIM_SUBQUERY,
+                pessimistic ? LOCK_CLAUSE : "");
         this.retry = LedgerRetry.spec(properties.retry(), metrics::retried);
         this.metrics = metrics;
     }
@@ -212,6 +239,60 @@ class Ledger {
      */
     Mono<StoredResponse> run(IdempotencyKey key, String path, Supplier<Mono<Reply>> work) {
         return run(transactions, key, path, work);
+    }
+
+    /** The accounts a unit locks before anything else: those named, and a currency's system account. */
+    record Locks(Collection<UUID> ids, String worldCurrency) {
+    }
+
+    /**
+     * As {@link #run}, for a unit that names its accounts up front: the key is claimed and the accounts
+     * locked in one statement, and the unit gets the locked rows. One round trip less per movement.
+     */
+    Mono<StoredResponse> run(IdempotencyKey key, String path, Locks locks, Function<List<AccountRow>, Mono<Reply>> work) {
+        return attempts(transactions, () -> claimAndLock(key, locks)
+                .flatMap(claim -> claim.refusalOrReplay() != null ? claim.refusalOrReplay()
+                        : execute(key, path, () -> work.apply(claim.accounts()))));
+    }
+
+    private record ClaimAndLock(Mono<StoredResponse> refusalOrReplay, List<AccountRow> accounts) {
+    }
+
+    /** One row of {@link #CLAIM_AND_SELECT_ACCOUNTS}: the claim, repeated, and one locked account (or none). */
+    private record ClaimRow(boolean claimed, byte[] fingerprint, Integer status, String location, byte[] body,
+            AccountRow account) {
+    }
+
+    private Mono<ClaimAndLock> claimAndLock(IdempotencyKey key, Locks locks) {
+        Mono<ClaimAndLock> claim = IdempotencyKeys.bindClaim(db.sql(claimAndSelectAccounts), key)
+                .bind("ids", locks.ids().toArray(UUID[]::new))
+                .bind("withWorld", locks.worldCurrency() != null)
+                .bind("currency", locks.worldCurrency() == null ? "" : locks.worldCurrency())
+                .map(row -> new ClaimRow(Boolean.TRUE.equals(row.get("claimed", Boolean.class)),
+                        row.get("fingerprint", byte[].class), row.get("status_code", Integer.class),
+                        row.get("location", String.class), row.get("response_body", byte[].class),
+                        row.get("id", UUID.class) == null ? null : new AccountRow(row.get("id", UUID.class),
+                                row.get("currency", String.class), row.get("kind", String.class),
+                                Boolean.TRUE.equals(row.get("allow_negative", Boolean.class)),
+                                row.get("owner_id", UUID.class))))
+                .all()
+                .collectList()
+                .map(rows -> {
+                    ClaimRow first = rows.get(0); // the claim always answers one row at least
+                    if (!first.claimed() || first.fingerprint() != null) {
+                        return new ClaimAndLock(IdempotencyKeys.resolve(key, first.claimed(), first.fingerprint(),
+                                first.status(), first.location(), first.body()), List.of());
+                    }
+                    List<AccountRow> accounts = new ArrayList<>(rows.size());
+                    for (ClaimRow row : rows) {
+                        if (row.account() != null) {
+                            accounts.add(row.account());
+                        }
+                    }
+                    accounts.sort(Comparator.comparing(AccountRow::id));
+                    return new ClaimAndLock(null, accounts);
+                });
+        return pessimistic ? metrics.lockWait("accounts", claim) : claim;
     }
 
     /**

@@ -57,7 +57,8 @@ class TransferController {
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> transfer(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody TransferRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
-        return created(Movement.TRANSFER, key, http, request, caller, () -> transfers.transfer(request, caller));
+        return created(Movement.TRANSFER, key, http, request, caller, () -> Transfers.locks(request),
+                accounts -> transfers.transfer(request, caller, accounts));
     }
 
     @Operation(summary = "Read a transfer")
@@ -75,8 +76,8 @@ class TransferController {
     Mono<ResponseEntity<byte[]>> deposit(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        return created(Movement.DEPOSIT, key, http, request, caller,
-                () -> transfers.external(MovementType.DEPOSIT, id, request, caller));
+        return created(Movement.DEPOSIT, key, http, request, caller, () -> Transfers.locks(id, request),
+                accounts -> transfers.external(MovementType.DEPOSIT, id, request, caller, accounts));
     }
 
     @Operation(summary = "Withdraw money from an account to the outside")
@@ -87,8 +88,8 @@ class TransferController {
     Mono<ResponseEntity<byte[]>> withdraw(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody ExternalMovementRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        return created(Movement.WITHDRAWAL, key, http, request, caller,
-                () -> transfers.external(MovementType.WITHDRAWAL, id, request, caller));
+        return created(Movement.WITHDRAWAL, key, http, request, caller, () -> Transfers.locks(id, request),
+                accounts -> transfers.external(MovementType.WITHDRAWAL, id, request, caller, accounts));
     }
 
     @Operation(summary = "Reverse a transfer, in full or in part")
@@ -113,6 +114,16 @@ class TransferController {
         return metrics.movement(Movement.BATCH, Mono.defer(() -> ledger.runLocked(keys.keyOf(key, http, request, caller),
                         http.getPath().value(),
                         () -> transfers.batch(request, caller).map(batch -> new Ledger.Reply(201, null, batch)))))
+                .map(StoredResponse::toResponseEntity);
+    }
+
+    /** A movement that names its accounts up front: claimed and locked in one statement. */
+    private Mono<ResponseEntity<byte[]>> created(Movement movement, String key, ServerHttpRequest http, Object request,
+            Caller caller, java.util.function.Supplier<Ledger.Locks> locks,
+            java.util.function.Function<java.util.List<Ledger.AccountRow>, Mono<Transfer>> work) {
+        return metrics.movement(movement, Mono.defer(() -> ledger.run(keys.keyOf(key, http, request, caller),
+                        http.getPath().value(), locks.get(),
+                        accounts -> work.apply(accounts).map(t -> new Ledger.Reply(201, "/v1/transfers/" + t.id(), t)))))
                 .map(StoredResponse::toResponseEntity);
     }
 

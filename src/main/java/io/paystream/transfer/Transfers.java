@@ -29,21 +29,36 @@ class Transfers {
         this.transfers = transfers;
     }
 
-    /** Between two user accounts of one currency. */
-    Mono<Transfer> transfer(TransferRequest request, Caller caller) {
-        requireDistinct(request);
-        return ledger.lockAccounts(List.of(request.fromAccountId(), request.toAccountId()), null)
-                .map(accounts -> Ledger.Posting.of(MovementType.TRANSFER,
+    /** What a transfer locks: its two accounts. */
+    static Ledger.Locks locks(TransferRequest request) {
+        return new Ledger.Locks(List.of(request.fromAccountId(), request.toAccountId()), null);
+    }
+
+    /** Between two user accounts of one currency, once {@link #locks} are held. */
+    Mono<Transfer> transfer(TransferRequest request, Caller caller, List<Ledger.AccountRow> accounts) {
+        // Refused after the claim, like every refusal about the request, so a replay is refused alike.
+        return Mono.fromCallable(() -> {
+                    requireDistinct(request);
+                    return Ledger.Posting.of(MovementType.TRANSFER,
                         Ledger.debitAccount(request.fromAccountId(), request.currency(), accounts, caller),
                         Ledger.creditAccount(request.toAccountId(), request.currency(), accounts, caller),
-                        request.amount(), request.currency(), request.description(), request.metadata()))
+                        request.amount(), request.currency(), request.description(), request.metadata());
+                })
                 .flatMap(ledger::post);
     }
 
-    /** From the outside world (the currency's system account) into an account, or back out. */
-    Mono<Transfer> external(MovementType type, UUID accountId, ExternalMovementRequest request, Caller caller) {
-        return ledger.lockAccounts(List.of(accountId), request.currency())
-                .map(accounts -> {
+    /** What a deposit or withdrawal locks: the account and its currency's system account. */
+    static Ledger.Locks locks(UUID accountId, ExternalMovementRequest request) {
+        return new Ledger.Locks(List.of(accountId), request.currency());
+    }
+
+    /**
+     * From the outside world (the currency's system account) into an account, or back out, once
+     * {@link #locks} are held.
+     */
+    Mono<Transfer> external(MovementType type, UUID accountId, ExternalMovementRequest request, Caller caller,
+            List<Ledger.AccountRow> accounts) {
+        return Mono.fromCallable(() -> {
                     Ledger.AccountRow account = type == MovementType.DEPOSIT
                             ? Ledger.creditAccount(accountId, request.currency(), accounts, caller)
                             : Ledger.debitAccount(accountId, request.currency(), accounts, caller);

@@ -11,8 +11,8 @@ import java.util.regex.Pattern;
 /**
  * The application's own SQL for a transfer, read from its sources at run time (so the SQL-only phase
  * runs exactly what the checked-out application runs, never a stale copy):
- * {@code Ledger.SELECT_ACCOUNTS}, {@code Ledger.LOCK_CLAUSE}, {@code Ledger.CHECK_AND_POST},
- * {@code IdempotencyKeys.CLAIM} and {@code IdempotencyKeys.RECORD}.
+ * {@code Ledger.CLAIM_AND_SELECT_ACCOUNTS} (with {@code IdempotencyKeys.CLAIM} and {@code Ledger.LOCK_CLAUSE}
+ * put in as the application does), {@code Ledger.CHECK_AND_POST} and {@code IdempotencyKeys.RECORD}.
  *
  * <p>The application binds typed parameters ({@code :name}); pgbench sends untyped ones. Each
  * parameter is therefore wrapped in a cast to the type the application binds, which makes PostgreSQL
@@ -51,14 +51,15 @@ final class AppSql {
 
     private static final Pattern PARAMETER = Pattern.compile("(?<![:\\w]):([A-Za-z]\\w*)");
 
-    final String selectAccounts;
+    /** Claim the key and (when ours) select the accounts, with {@code %s} where the lock clause goes. */
+    final String claimAndSelectAccounts;
     final String lockClause;
     final String checkAndPost;
     final String claim;
     final String record;
 
-    private AppSql(String selectAccounts, String lockClause, String checkAndPost, String claim, String record) {
-        this.selectAccounts = selectAccounts;
+    private AppSql(String claimAndSelectAccounts, String lockClause, String checkAndPost, String claim, String record) {
+        this.claimAndSelectAccounts = claimAndSelectAccounts;
         this.lockClause = lockClause;
         this.checkAndPost = checkAndPost;
         this.claim = claim;
@@ -68,9 +69,12 @@ final class AppSql {
     static AppSql load(Path projectDir) throws IOException {
         String ledger = Files.readString(projectDir.resolve(LEDGER), StandardCharsets.UTF_8);
         String keys = Files.readString(projectDir.resolve(IDEMPOTENCY), StandardCharsets.UTF_8);
-        return new AppSql(textBlock(ledger, "SELECT_ACCOUNTS", LEDGER), stringLiteral(ledger, "LOCK_CLAUSE", LEDGER),
-                textBlock(ledger, "CHECK_AND_POST", LEDGER), textBlock(keys, "CLAIM", IDEMPOTENCY),
-                textBlock(keys, "RECORD", IDEMPOTENCY));
+        String claim = textBlock(keys, "CLAIM", IDEMPOTENCY);
+        // As Ledger's constructor fills it in: the claim as a subquery, then the lock clause (left as %s).
+        String claimAndSelect = textBlock(ledger, "CLAIM_AND_SELECT_ACCOUNTS", LEDGER)
+                .formatted("(" + claim + ")", "%s");
+        return new AppSql(claimAndSelect, stringLiteral(ledger, "LOCK_CLAUSE", LEDGER),
+                textBlock(ledger, "CHECK_AND_POST", LEDGER), claim, textBlock(keys, "RECORD", IDEMPOTENCY));
     }
 
     /** The value of {@code NAME = """...""";}, with the compiler's indentation stripping and escapes. */
