@@ -44,13 +44,19 @@ public class ProblemExceptionHandler implements WebExceptionHandler {
             return Mono.error(failure);
         }
         ApiException problem = Problems.classify(failure);
-        if (problem.problem() == Problem.INTERNAL_ERROR) {
-            log.error("Unexpected failure on {} {}", exchange.getRequest().getMethod(),
-                    exchange.getRequest().getPath().value(), failure);
-        } else if (problem.problem().status().is5xxServerError()) {
-            log.warn("{} on {} {}: {}", problem.problem().code(), exchange.getRequest().getMethod(),
-                    exchange.getRequest().getPath().value(), failure.toString());
-        }
+        Runnable logged = () -> {
+            if (problem.problem() == Problem.INTERNAL_ERROR) {
+                log.error("Unexpected failure on {} {}", exchange.getRequest().getMethod(),
+                        exchange.getRequest().getPath().value(), failure);
+            } else if (problem.problem().status().is5xxServerError()) {
+                log.warn("{} on {} {}: {}", problem.problem().code(), exchange.getRequest().getMethod(),
+                        exchange.getRequest().getPath().value(), failure.toString());
+            } else if (log.isDebugEnabled()) {
+                // A client's mistake: not worth a line in production, but findable by request id in debugging.
+                log.debug("{} on {} {}", problem.problem().code(), exchange.getRequest().getMethod(),
+                        exchange.getRequest().getPath().value());
+            }
+        };
         response.setStatusCode(problem.problem().status());
         HttpHeaders headers = response.getHeaders();
         headers.setContentType(MediaType.APPLICATION_PROBLEM_JSON);
@@ -62,7 +68,7 @@ public class ProblemExceptionHandler implements WebExceptionHandler {
         }
         byte[] body = jsonMapper.writeValueAsBytes(body(problem, exchange.getRequest().getPath().value()));
         DataBuffer buffer = response.bufferFactory().wrap(body);
-        return response.writeWith(Mono.just(buffer));
+        return RequestIds.logging(logged, response.writeWith(Mono.just(buffer)));
     }
 
     /** The problem a failure is answered with: what its client sees (and what metrics count it as). */

@@ -17,7 +17,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /** With PAYSTREAM_LOG_FORMAT=ecs every log line is one JSON object, the request id a field of it. */
 @PaystreamIntegrationTest(properties = {"logging.structured.format.console=ecs",
-        "logging.level.org.springframework.r2dbc.core=DEBUG"})
+        "logging.level.io.paystream.system=DEBUG"})
 @ExtendWith(OutputCaptureExtension.class)
 class StructuredLoggingIntegrationTests {
 
@@ -30,7 +30,8 @@ class StructuredLoggingIntegrationTests {
     @Test
     void logLinesAreJsonWithTheRequestId(CapturedOutput output) {
         String requestId = "ecs-" + UUID.randomUUID();
-        web.get().uri("/v1/accounts").header(RequestIds.HEADER, requestId).exchange().expectStatus().isOk();
+        web.get().uri("/v1/accounts/" + UUID.randomUUID()).header(RequestIds.HEADER, requestId).exchange()
+                .expectStatus().isNotFound();
         List<String> lines = output.getOut().lines().filter(line -> line.contains(requestId)).toList();
         assertThat(lines).isNotEmpty();
         for (String line : lines) {
