@@ -38,7 +38,8 @@ final class Config {
               --warmup S              warm-up seconds before each measured phase (default 5)
               --app-warmup S          after each start of the application, uniform transfers for S seconds
                                       (at most 30000 requests) before anything is measured, so that the JIT
-                                      has compiled the request path (default 30)
+                                      has compiled the request path (default 90: on 2 cores the JIT was
+                                      still compiling after 10,000 requests)
               --duration S            measured seconds per phase (default 20)
               --clients N             closed-loop clients and pgbench clients (default 64)
               --modes LIST            concurrency modes (default pessimistic,optimistic)
@@ -85,7 +86,7 @@ final class Config {
 
     // bench
     int warmupSeconds = 5;
-    int appWarmupSeconds = 30;
+    int appWarmupSeconds = 90;
     int durationSeconds = 20;
     boolean durationGiven;
     int clients = 64;
