@@ -4,6 +4,7 @@
 #   bench/run.sh [bench] [options]     SQL-only limit, API closed and open loop, both modes, audits
 #   bench/run.sh chaos [options]       kill -9, PostgreSQL restart and killed connections under retried load
 #   bench/run.sh lb [options]          three replicas behind nginx, rolling restarts under money and SSE traffic
+#   bench/run.sh history [options]     balance read and transfer latency, 1,000,000-row history against 1,000
 #   bench/run.sh --help                every option
 #
 # Installs what is missing (pgbench, xz, fonts; only when missing, and says so), packages the
@@ -28,7 +29,7 @@ for a in "$@"; do
   if [[ "$a" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then COMMAND_LINE+=" $a"; else COMMAND_LINE+=" $(printf '%q' "$a")"; fi
 done
 
-# The subcommand, if any (bench, chaos, lb): lb needs nginx and no pgbench.
+# The subcommand, if any (bench, chaos, lb, history): lb needs nginx; neither lb nor history needs pgbench.
 SUBCOMMAND="${1:-bench}"
 [[ "$SUBCOMMAND" == -* ]] && SUBCOMMAND=bench
 
@@ -109,7 +110,8 @@ if ((HELP == 0)); then
     if command -v pgbench >/dev/null 2>&1 && pgbench --version >/dev/null 2>&1; then command -v pgbench; fi
   }
   PGBENCH="$(find_pgbench)"
-  [[ "$SUBCOMMAND" == lb ]] && PGBENCH="${PGBENCH:-none}"  # the load-balanced run has no SQL-only phase
+  # The load-balanced run and the history run have no SQL-only phase.
+  [[ "$SUBCOMMAND" == lb || "$SUBCOMMAND" == history ]] && PGBENCH="${PGBENCH:-none}"
   if [[ -z "$PGBENCH" ]]; then
     apt_install postgresql-client
     PGBENCH="$(find_pgbench)"

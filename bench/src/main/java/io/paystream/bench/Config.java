@@ -10,7 +10,7 @@ import java.util.Locale;
 final class Config {
 
     static final String USAGE = """
-            Usage: bench/run.sh [bench|chaos] [options]
+            Usage: bench/run.sh [bench|chaos|history] [options]
 
               bench (default)   SQL-only limit (pgbench), API closed and open loop, both concurrency modes,
                                 an audit after every run; writes bench/results/RESULTS.md and two PNG charts
@@ -19,6 +19,9 @@ final class Config {
                                 bench/results/CHAOS.md
               lb                three replicas behind nginx, rolling restarts under transfers and balance
                                 streams; writes bench/results/LOADBALANCED.md (bench/run.sh lb --help)
+              history           balance read and transfer latency of an account with a 1,000,000-row history
+                                against one with 1,000 rows (target: at most 1.2x on p50 and p99), EXPLAIN of
+                                the statements, audits; writes bench/results/HISTORY.md
 
             Common options:
               --accounts N            accounts to seed (default 10000)
@@ -63,6 +66,19 @@ final class Config {
               --terminate-every MIN-MAX  seconds between two pg_terminate_backend (default 1-3)
               --pg-restarts N         PostgreSQL restarts (pg_ctl restart -m fast) in the window (default 1)
               --transfer-budget S     longest time one transfer is retried for (default 90)
+
+            history options:
+              --small-rows N          rows in the short history (default 1000)
+              --large-rows N          rows in the long history (default 1000000; above 50000 seeded with the
+                                      ledger's triggers off as the superuser, then verified by the audit)
+              --warmup-requests N     requests before anything is measured, so that the JIT has compiled the
+                                      request path (default 20000)
+              --rounds N              rounds per measurement; each measures both accounts in turn, the one
+                                      going first alternating (default 10)
+              --round-requests N      requests per account per round (default 300)
+              --clients N             clients of the concurrent measurements (default 4; 1 is always measured)
+              --mode M                concurrency mode (default pessimistic)
+              --rate-limit N          default 0 (off): each account's one owner sends hundreds of requests/s
             """;
 
     String command = "bench";
@@ -112,13 +128,20 @@ final class Config {
     int pgRestarts = 1;
     int transferBudgetSeconds = 90;
 
+    // history
+    int smallRows = 1_000;
+    int largeRows = 1_000_000;
+    int warmupRequests = 20_000;
+    int rounds = 10;
+    int roundRequests = 300;
+
     static Config parse(String[] argv) {
         Config c = new Config();
         List<String> args = new ArrayList<>(Arrays.asList(argv));
         if (!args.isEmpty() && !args.get(0).startsWith("-")) {
             c.command = args.remove(0);
         }
-        if (!List.of("bench", "chaos").contains(c.command)) {
+        if (!List.of("bench", "chaos", "history").contains(c.command)) {
             throw new IllegalArgumentException("unknown command '" + c.command + "'\n\n" + USAGE);
         }
         for (int i = 0; i < args.size(); i++) {
@@ -187,6 +210,11 @@ final class Config {
                 }
                 case "--pg-restarts" -> c.pgRestarts = positive(flag, v, 0);
                 case "--transfer-budget" -> c.transferBudgetSeconds = positive(flag, v, 5);
+                case "--small-rows" -> c.smallRows = positive(flag, v, 2);
+                case "--large-rows" -> c.largeRows = positive(flag, v, 2);
+                case "--warmup-requests" -> c.warmupRequests = positive(flag, v, 0);
+                case "--rounds" -> c.rounds = positive(flag, v, 1);
+                case "--round-requests" -> c.roundRequests = positive(flag, v, 10);
                 default -> throw new IllegalArgumentException("unknown option " + flag + "\n\n" + USAGE);
             }
         }
@@ -196,6 +224,14 @@ final class Config {
             }
             if (!c.clientsGiven) {
                 c.clients = 16;
+            }
+        }
+        if (c.command.equals("history")) {
+            if (!c.clientsGiven) {
+                c.clients = 4;
+            }
+            if (c.rateLimit == null) {
+                c.rateLimit = "0";
             }
         }
         if (c.projectDir == null) {

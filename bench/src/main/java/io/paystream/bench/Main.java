@@ -6,7 +6,7 @@ import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 
 /**
- * Entry point of the harness: {@code bench} (the default), {@code chaos} or {@code lb} (LoadBalanced). Started by bench/run.sh,
+ * Entry point of the harness: {@code bench} (the default), {@code chaos}, {@code history} or {@code lb} (LoadBalanced). Started by bench/run.sh,
  * which installs what is missing, builds the jars and cleans up after a crash. Everything this
  * process starts (PostgreSQL, the application) it also stops, on success, failure or Ctrl-C.
  */
@@ -61,6 +61,10 @@ public final class Main {
             db.create(c.pgBinariesJar);
             if (c.command.equals("chaos")) {
                 new Chaos(c, db, app).run();
+            } else if (c.command.equals("history")) {
+                if (!new History(c, db, app).run()) {
+                    status = 1;
+                }
             } else {
                 new Bench(c, db, app).run();
             }
@@ -85,6 +89,9 @@ public final class Main {
         long phases = c.command.equals("chaos") ? 0
                 : (long) c.modes.size() * (2 + c.workloads.size() + (long) c.openWorkloads.size() * c.openRates.size());
         long budget = c.command.equals("chaos") ? c.durationSeconds * 2L + c.transferBudgetSeconds + 900
+                : c.command.equals("history")
+                        // Seeding (about 1 s per 10,000 rows here, with the audits), then every request at 20/s or faster.
+                        ? 1800 + c.largeRows / 1000L + (c.warmupRequests + 8L * c.rounds * c.roundRequests) / 20
                 : phases * perPhase * 2 + 900;
         Thread t = new Thread(() -> {
             Sh.sleep(Duration.ofSeconds(budget).toMillis());
