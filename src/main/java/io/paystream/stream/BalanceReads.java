@@ -1,10 +1,19 @@
 package io.paystream.stream;
 
+import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
 import java.util.UUID;
 
+import io.r2dbc.pool.ConnectionPool;
+import io.r2dbc.pool.ConnectionPoolConfiguration;
+import io.r2dbc.spi.ConnectionFactories;
+import io.r2dbc.spi.ConnectionFactoryOptions;
+import io.r2dbc.spi.Option;
 import io.r2dbc.spi.Readable;
+import org.springframework.beans.factory.DisposableBean;
+import org.springframework.beans.factory.annotation.Value;
+import org.springframework.boot.r2dbc.autoconfigure.R2dbcProperties;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.stereotype.Component;
 import reactor.core.publisher.Flux;
@@ -22,7 +31,7 @@ import reactor.core.publisher.Mono;
  * </ul>
  */
 @Component
-class BalanceReads implements BalanceHub.Reader {
+class BalanceReads implements BalanceHub.Reader, DisposableBean {
 
     private static final String OPEN = """
             SELECT a.kind, a.owner_id, h.version, h.balance, h.held, h.transaction_id, h.hold_id, h.created_at
@@ -53,10 +62,42 @@ class BalanceReads implements BalanceHub.Reader {
     record Opening(String kind, UUID ownerId, BalanceEvent head) {
     }
 
+    static final String APPLICATION_NAME = "paystream-streams";
+
+    private final ConnectionPool pool;
     private final DatabaseClient db;
 
-    BalanceReads(DatabaseClient db) {
-        this.db = db;
+    /**
+     * Stream reads have a small pool of their own, apart from the money movements' pool: a burst of
+     * movements that fills that pool must not hold up the reads that announce them (measured: with
+     * one shared pool of 10, deliveries stalled for whole seconds behind queued transfer batches), and
+     * a storm of reconnecting streams must not starve the movements.
+     */
+    BalanceReads(R2dbcProperties properties, @Value("${paystream.streams.db-pool-max-size}") int maxSize,
+            @Value("${spring.r2dbc.pool.max-acquire-time}") Duration maxAcquireTime) {
+        ConnectionFactoryOptions.Builder options = ConnectionFactoryOptions.parse(properties.getUrl()).mutate()
+                .option(Option.valueOf("applicationName"), APPLICATION_NAME);
+        if (properties.getUsername() != null && !properties.getUsername().isEmpty()) {
+            options.option(ConnectionFactoryOptions.USER, properties.getUsername());
+        }
+        if (properties.getPassword() != null && !properties.getPassword().isEmpty()) {
+            options.option(ConnectionFactoryOptions.PASSWORD, properties.getPassword());
+        }
+        this.pool = new ConnectionPool(ConnectionPoolConfiguration.builder(ConnectionFactories.get(options.build()))
+                .name(APPLICATION_NAME)
+                .initialSize(1)
+                .maxSize(maxSize)
+                .maxAcquireTime(maxAcquireTime)
+                .maxCreateConnectionTime(Duration.ofSeconds(5))
+                .maxIdleTime(Duration.ofMinutes(10))
+                .maxLifeTime(Duration.ofMinutes(30))
+                .build());
+        this.db = DatabaseClient.create(pool);
+    }
+
+    @Override
+    public void destroy() {
+        pool.dispose();
     }
 
     Mono<Opening> open(UUID accountId) {

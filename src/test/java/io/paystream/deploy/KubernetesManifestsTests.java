@@ -76,7 +76,7 @@ class KubernetesManifestsTests {
             "JAVA_TOOL_OPTIONS", "read by the JVM itself",
             "BPL_JVM_THREAD_COUNT", "read by the buildpack image's memory calculator at launch");
 
-    // The connection budget. Each replica holds at most its pool, plus one dedicated LISTEN connection
+    // The connection budget. Each replica holds at most its pool and the streams' pool, plus one dedicated LISTEN connection
     // (io.paystream.stream.BalanceListener), plus Flyway's connections while it starts: Flyway migrates over a
     // non-pooled JDBC DataSource and holds at most two at once (its schema-history connection and the migration's).
     static final int LISTENER_CONNECTIONS_PER_REPLICA = 1;
@@ -465,7 +465,8 @@ class KubernetesManifestsTests {
         int maxSurge = count(deployment.getSpec().getStrategy().getRollingUpdate().getMaxSurge(), hpa.getSpec().getMaxReplicas());
         int pods = hpa.getSpec().getMaxReplicas() + maxSurge;
         int pool = Integer.parseInt(setting(m, appContainer(deployment), "PAYSTREAM_DB_POOL_MAX_SIZE"));
-        int perPod = pool + LISTENER_CONNECTIONS_PER_REPLICA + FLYWAY_CONNECTIONS_PER_STARTING_REPLICA;
+        int streamPool = Integer.parseInt(setting(m, appContainer(deployment), "PAYSTREAM_STREAM_DB_POOL_MAX_SIZE"));
+        int perPod = pool + streamPool + LISTENER_CONNECTIONS_PER_REPLICA + FLYWAY_CONNECTIONS_PER_STARTING_REPLICA;
 
         Map<String, Object> cluster = spec(cnpgCluster(m));
         @SuppressWarnings("unchecked") Map<String, Object> parameters = (Map<String, Object>) ((Map<?, ?>) cluster.get("postgresql")).get("parameters");
@@ -475,7 +476,7 @@ class KubernetesManifestsTests {
                 : Integer.parseInt(String.valueOf(parameters.get("superuser_reserved_connections")));
         int needed = pods * perPod + superuserReserved + HEADROOM_FOR_OPERATOR_AND_PEOPLE;
         assertThat(needed).as(dir + ": (HPA maxReplicas " + hpa.getSpec().getMaxReplicas() + " + maxSurge " + maxSurge
-                + ") x (pool " + pool + " + listener " + LISTENER_CONNECTIONS_PER_REPLICA + " + Flyway "
+                + ") x (pool " + pool + " + stream pool " + streamPool + " + listener " + LISTENER_CONNECTIONS_PER_REPLICA + " + Flyway "
                 + FLYWAY_CONNECTIONS_PER_STARTING_REPLICA + ") + superuser reserved " + superuserReserved + " + headroom "
                 + HEADROOM_FOR_OPERATOR_AND_PEOPLE + " = " + needed + " must not exceed max_connections " + maxConnections)
                 .isLessThanOrEqualTo(maxConnections);
