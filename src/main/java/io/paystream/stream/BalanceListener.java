@@ -4,10 +4,7 @@ import java.time.Duration;
 
 import io.r2dbc.postgresql.api.PostgresqlConnection;
 import io.r2dbc.spi.Connection;
-import io.r2dbc.spi.ConnectionFactories;
 import io.r2dbc.spi.ConnectionFactory;
-import io.r2dbc.spi.ConnectionFactoryOptions;
-import io.r2dbc.spi.Option;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.boot.r2dbc.autoconfigure.R2dbcProperties;
@@ -41,15 +38,7 @@ class BalanceListener implements SmartLifecycle {
 
     BalanceListener(R2dbcProperties properties, BalanceHub hub) {
         this.hub = hub;
-        ConnectionFactoryOptions.Builder options = ConnectionFactoryOptions.parse(properties.getUrl()).mutate()
-                .option(Option.valueOf("applicationName"), APPLICATION_NAME);
-        if (properties.getUsername() != null && !properties.getUsername().isEmpty()) {
-            options.option(ConnectionFactoryOptions.USER, properties.getUsername());
-        }
-        if (properties.getPassword() != null && !properties.getPassword().isEmpty()) {
-            options.option(ConnectionFactoryOptions.PASSWORD, properties.getPassword());
-        }
-        this.connections = ConnectionFactories.get(options.build());
+        this.connections = StreamConnections.factory(properties, APPLICATION_NAME);
     }
 
     @Override

@@ -7,9 +7,6 @@ import java.util.UUID;
 
 import io.r2dbc.pool.ConnectionPool;
 import io.r2dbc.pool.ConnectionPoolConfiguration;
-import io.r2dbc.spi.ConnectionFactories;
-import io.r2dbc.spi.ConnectionFactoryOptions;
-import io.r2dbc.spi.Option;
 import io.r2dbc.spi.Readable;
 import org.springframework.beans.factory.DisposableBean;
 import org.springframework.beans.factory.annotation.Value;
@@ -75,15 +72,7 @@ class BalanceReads implements BalanceHub.Reader, DisposableBean {
      */
     BalanceReads(R2dbcProperties properties, @Value("${paystream.streams.db-pool-max-size}") int maxSize,
             @Value("${spring.r2dbc.pool.max-acquire-time}") Duration maxAcquireTime) {
-        ConnectionFactoryOptions.Builder options = ConnectionFactoryOptions.parse(properties.getUrl()).mutate()
-                .option(Option.valueOf("applicationName"), APPLICATION_NAME);
-        if (properties.getUsername() != null && !properties.getUsername().isEmpty()) {
-            options.option(ConnectionFactoryOptions.USER, properties.getUsername());
-        }
-        if (properties.getPassword() != null && !properties.getPassword().isEmpty()) {
-            options.option(ConnectionFactoryOptions.PASSWORD, properties.getPassword());
-        }
-        this.pool = new ConnectionPool(ConnectionPoolConfiguration.builder(ConnectionFactories.get(options.build()))
+        this.pool = new ConnectionPool(ConnectionPoolConfiguration.builder(StreamConnections.factory(properties, APPLICATION_NAME))
                 .name(APPLICATION_NAME)
                 .initialSize(1)
                 .maxSize(maxSize)
