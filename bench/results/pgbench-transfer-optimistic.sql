@@ -24,16 +24,21 @@ SELECT d.id AS debit, c.id AS credit, '{' || d.id || ',' || c.id || '}' AS ids,
        (SELECT 'pgbench-' || gen_random_uuid() AS key, gen_random_uuid() AS tx) k
  WHERE d.n = :a AND c.n = :b \gset
 BEGIN ISOLATION LEVEL SERIALIZABLE;
--- IdempotencyKeys.CLAIM
-SELECT pg_try_advisory_xact_lock(CAST(:lockId AS int8)) AS claimed,
+-- Ledger.CLAIM_AND_SELECT_ACCOUNTS (IdempotencyKeys.CLAIM inside) (no lock: optimistic)
+WITH claim AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(CAST(:lockId AS int8)) AS claimed,
        k.fingerprint, k.status_code, k.location, k.response_body
   FROM (SELECT 1) AS one
-  LEFT JOIN idempotency_keys k ON k.scope = CAST(:scope AS varchar) AND k.key = CAST(:key AS varchar);
--- Ledger.SELECT_ACCOUNTS (no lock: optimistic)
-SELECT id, currency, kind, allow_negative, owner_id
-  FROM accounts
- WHERE id = ANY(CAST(:ids AS uuid[])) OR (CAST(:withWorld AS boolean) AND kind = 'system' AND currency = CAST(:worldCurrency AS varchar))
- ORDER BY id;
+  LEFT JOIN idempotency_keys k ON k.scope = CAST(:scope AS varchar) AND k.key = CAST(:key AS varchar)),
+locked AS MATERIALIZED (
+    SELECT id, currency, kind, allow_negative, owner_id
+      FROM accounts
+     WHERE (SELECT c.claimed AND c.fingerprint IS NULL FROM claim c)
+       AND (id = ANY(CAST(:ids AS uuid[])) OR (CAST(:withWorld AS boolean) AND kind = 'system' AND currency = CAST(:worldCurrency AS varchar)))
+     ORDER BY id
+)
+SELECT c.claimed, c.fingerprint, c.status_code, c.location, c.response_body,
+       l.id, l.currency, l.kind, l.allow_negative, l.owner_id
+  FROM claim c LEFT JOIN locked l ON true;
 -- Ledger.CHECK_AND_POST
 WITH sides (account_id, delta, held_delta) AS (
     VALUES (CAST(CAST(:debit AS uuid) AS uuid), -CAST(CAST(:amount AS int8) AS bigint), CAST(CAST(:debitHeldDelta AS int8) AS bigint)),
