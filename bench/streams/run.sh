@@ -210,7 +210,7 @@ env SERVER_PORT="$APP_PORT" \
   PAYSTREAM_RATE_LIMIT_PER_SECOND=0 \
   PAYSTREAM_STREAMS_PER_CLIENT=20000 PAYSTREAM_STREAMS_PER_REPLICA=20000 \
   ${DB_POOL:+PAYSTREAM_DB_POOL_MAX_SIZE=$DB_POOL} \
-  java -Xmx512m -XX:+UseG1GC -jar "$WORK/app.jar" >"$WORK/app.log" 2>&1 &
+  java -Xmx512m -XX:+UseG1GC ${STREAMS_APP_JVM_OPTS:-} -jar "$WORK/app.jar" >"$WORK/app.log" 2>&1 &
 APP_PID=$!
 for i in $(seq 1 180); do
   kill -0 "$APP_PID" 2>/dev/null || { tail -40 "$WORK/app.log"; die "the application exited"; }

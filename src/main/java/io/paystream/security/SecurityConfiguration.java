@@ -20,6 +20,7 @@ import org.springframework.security.oauth2.server.resource.authentication.Bearer
 import org.springframework.security.oauth2.server.resource.authentication.JwtReactiveAuthenticationManager;
 import org.springframework.security.oauth2.server.resource.web.server.authentication.ServerBearerTokenAuthenticationConverter;
 import org.springframework.security.web.server.SecurityWebFilterChain;
+import org.springframework.security.config.observation.SecurityObservationSettings;
 import org.springframework.security.web.server.ServerAuthenticationEntryPoint;
 import org.springframework.security.web.server.authentication.AuthenticationWebFilter;
 import org.springframework.security.web.server.authentication.ServerAuthenticationEntryPointFailureHandler;
@@ -82,6 +83,18 @@ class SecurityConfiguration {
                         .pathMatchers("/actuator", "/actuator/**").hasRole("ADMIN")
                         .anyExchange().permitAll())
                 .build();
+    }
+
+    /**
+     * No observation of Spring Security's own filters, authentication and authorization: without this,
+     * every filter of every request is wrapped in an observation and its decorators (eight a request),
+     * which cost CPU on every request and, on a balance stream, stay in the heap for the stream's
+     * whole life (measured: 80,000 such wrappers with 10,000 streams open). The request itself is
+     * still observed (metrics, traces).
+     */
+    @Bean
+    SecurityObservationSettings securityObservationSettings() {
+        return SecurityObservationSettings.noObservations();
     }
 
     /**

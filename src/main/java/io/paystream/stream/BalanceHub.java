@@ -297,7 +297,11 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
             }
             Feed feed = feeds.get(account);
             if (feed != null && feed.append(rows.subList(from, to))) {
-                feed.watchers.forEach(Watcher::wake);
+                // Each account's watchers are woken on a worker of their own: their sends (encoding,
+                // writing to the socket) must not run on the database driver's event loop that
+                // delivered the rows, which the money movements' connections share, and they spread
+                // over every core.
+                Schedulers.parallel().schedule(() -> feed.watchers.forEach(Watcher::wake));
             }
             if (to - from == PAGE_ROWS) {
                 changed.add(account); // more than a page: the rest in the next batch
