@@ -217,10 +217,20 @@ class LedgerMetrics {
                 .register(registry);
     }
 
+    /**
+     * Records once, when the work ends or is cancelled: before its end reaches the subscriber (not
+     * after, as doFinally would), so whoever saw it end also sees it counted.
+     */
     private static <T> Mono<T> timed(Mono<T> work, Timer timer) {
         return Mono.defer(() -> {
             long startNanos = System.nanoTime();
-            return work.doFinally(signal -> timer.record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS));
+            AtomicBoolean recorded = new AtomicBoolean();
+            Runnable record = () -> {
+                if (recorded.compareAndSet(false, true)) {
+                    timer.record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
+                }
+            };
+            return work.doOnTerminate(record).doOnCancel(record);
         });
     }
 }

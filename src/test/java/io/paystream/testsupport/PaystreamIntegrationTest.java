@@ -28,7 +28,9 @@ import org.springframework.test.context.ContextConfiguration;
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
 @ContextConfiguration(initializers = TestDatabaseInitializer.class)
 @DirtiesContext(classMode = DirtiesContext.ClassMode.AFTER_CLASS)
-@AutoConfigureWebTestClient
+// 30 s, not the default 5 s: the first request of a kind (class loading, JIT) on a loaded 2-core machine
+// once took longer than 5 s. A test that needs a tight bound says so itself.
+@AutoConfigureWebTestClient(timeout = "30s")
 @Import(TestAuthentication.class)
 public @interface PaystreamIntegrationTest {
 
