@@ -29,7 +29,8 @@ class ProbePathsIntegrationTests {
         Container app = KubernetesManifestsTests.appContainer(
                 Manifests.render(KubernetesManifestsTests.PROD).one(Deployment.class));
         List<Probe> probes = List.of(app.getStartupProbe(), app.getLivenessProbe(), app.getReadinessProbe());
-        WebTestClient web = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port).build();
+        WebTestClient web = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port)
+                .responseTimeout(java.time.Duration.ofSeconds(30)).build(); // as PaystreamIntegrationTest's client
         for (Probe probe : probes) {
             String path = probe.getHttpGet().getPath();
             Map<String, Object> body = web.get().uri(path).exchange()

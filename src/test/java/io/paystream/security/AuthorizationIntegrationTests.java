@@ -56,7 +56,8 @@ class AuthorizationIntegrationTests {
 
     @BeforeEach
     void twoClients() {
-        web = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port).build();
+        web = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port)
+                .responseTimeout(java.time.Duration.ofSeconds(30)).build(); // as PaystreamIntegrationTest's client
         aliceKey = createKey("alice", "client");
         bobKey = createKey("bob", "client");
         alice = account(aliceKey, "EUR");

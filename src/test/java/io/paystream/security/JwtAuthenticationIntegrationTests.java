@@ -84,7 +84,8 @@ class JwtAuthenticationIntegrationTests {
         client.get().uri("/v1/accounts").header("Authorization", "Bearer a.b.c").exchange().expectStatus().isUnauthorized();
         // API keys still work beside JWTs.
         WebTestClient admin = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port)
-                .defaultHeader("Authorization", "Bearer " + io.paystream.testsupport.TestAuthentication.ADMIN_KEY).build();
+                .defaultHeader("Authorization", "Bearer " + io.paystream.testsupport.TestAuthentication.ADMIN_KEY)
+                .responseTimeout(java.time.Duration.ofSeconds(30)).build();
         admin.get().uri("/v1/accounts/" + id).exchange().expectStatus().isOk();
     }
 

@@ -49,7 +49,8 @@ class RateLimitIntegrationTests {
         assertThat(registry.get("paystream.rate.limit.refusals").counter().count())
                 .isEqualTo(results.stream().filter(r -> r.getStatus().value() == 429).count());
         // Unauthenticated requests (health probes) are not counted.
-        WebTestClient anonymous = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port).build();
+        WebTestClient anonymous = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port)
+                .responseTimeout(java.time.Duration.ofSeconds(30)).build(); // as PaystreamIntegrationTest's client
         for (int i = 0; i < 10; i++) {
             anonymous.get().uri("/actuator/health").exchange().expectStatus().isOk();
         }

@@ -64,7 +64,8 @@ class ObservabilityIntegrationTests {
 
     @BeforeEach
     void clients() {
-        anonymous = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port).build();
+        anonymous = WebTestClient.bindToServer().baseUrl("http://127.0.0.1:" + port)
+                .responseTimeout(java.time.Duration.ofSeconds(30)).build(); // as PaystreamIntegrationTest's client
     }
 
     // Probes ----------------------------------------------------------------------------------------
