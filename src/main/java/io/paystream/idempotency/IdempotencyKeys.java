@@ -5,6 +5,7 @@ import java.security.MessageDigest;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import io.r2dbc.spi.Readable;
 import org.springframework.http.server.reactive.ServerHttpRequest;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.stereotype.Repository;
@@ -61,13 +62,8 @@ public class IdempotencyKeys {
 
     /** What to do with a request: run it (empty), or answer with what it got the first time. */
     public Mono<StoredResponse> claim(IdempotencyKey key) {
-        return db.sql(CLAIM)
-                .bind("lockId", key.advisoryLockId())
-                .bind("scope", key.scope())
-                .bind("key", key.key())
-                .map(row -> new Claim(Boolean.TRUE.equals(row.get("claimed", Boolean.class)),
-                        row.get("fingerprint", byte[].class), row.get("status_code", Integer.class),
-                        row.get("location", String.class), row.get("response_body", byte[].class)))
+        return bindClaim(db.sql(CLAIM), key)
+                .map(Claim::of)
                 .one()
                 .flatMap(claim -> claim.resolve(key));
     }
@@ -83,18 +79,25 @@ public class IdempotencyKeys {
         return statement.bind("lockId", key.advisoryLockId()).bind("scope", key.scope()).bind("key", key.key());
     }
 
-    /**
-     * What a claim read in a caller's own statement means: run the request (empty), answer with what
-     * it got the first time, or refuse (409 in flight elsewhere, 422 key reused).
-     */
-    public static Mono<StoredResponse> resolve(IdempotencyKey key, boolean claimed, byte[] fingerprint, Integer status,
-            String location, byte[] body) {
-        return new Claim(claimed, fingerprint, status, location, body).resolve(key);
-    }
+    /** A claim as read from the claim's columns, in {@link #CLAIM} or a caller's own statement. */
+    public record Claim(boolean claimed, byte[] fingerprint, Integer status, String location, byte[] body) {
 
-    private record Claim(boolean claimed, byte[] fingerprint, Integer status, String location, byte[] body) {
+        public static Claim of(Readable row) {
+            return new Claim(Boolean.TRUE.equals(row.get("claimed", Boolean.class)), row.get("fingerprint", byte[].class),
+                    row.get("status_code", Integer.class), row.get("location", String.class),
+                    row.get("response_body", byte[].class));
+        }
 
-        Mono<StoredResponse> resolve(IdempotencyKey key) {
+        /** Ours, and never answered: the request runs. */
+        public boolean runs() {
+            return claimed && fingerprint == null;
+        }
+
+        /**
+         * What the claim means: run the request (empty), answer with what it got the first time, or
+         * refuse (409 in flight elsewhere, 422 key reused).
+         */
+        public Mono<StoredResponse> resolve(IdempotencyKey key) {
             if (!claimed) {
                 return Mono.error(new ApiException(Problem.IDEMPOTENCY_REQUEST_IN_PROGRESS,
                         "A request with this Idempotency-Key is still in progress; retry shortly"));

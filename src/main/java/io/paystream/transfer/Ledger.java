@@ -20,6 +20,7 @@ import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import io.paystream.stream.BalanceChanges;
 import io.paystream.system.ProblemExceptionHandler;
+import io.r2dbc.spi.Readable;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.r2dbc.core.DatabaseClient.GenericExecuteSpec;
 import org.springframework.stereotype.Service;
@@ -259,29 +260,20 @@ class Ledger {
     }
 
     /** One row of {@link #CLAIM_AND_SELECT_ACCOUNTS}: the claim, repeated, and one locked account (or none). */
-    private record ClaimRow(boolean claimed, byte[] fingerprint, Integer status, String location, byte[] body,
-            AccountRow account) {
+    private record ClaimRow(IdempotencyKeys.Claim claim, AccountRow account) {
     }
 
     private Mono<ClaimAndLock> claimAndLock(IdempotencyKey key, Locks locks) {
-        Mono<ClaimAndLock> claim = IdempotencyKeys.bindClaim(db.sql(claimAndSelectAccounts), key)
-                .bind("ids", locks.ids().toArray(UUID[]::new))
-                .bind("withWorld", locks.worldCurrency() != null)
-                .bind("currency", locks.worldCurrency() == null ? "" : locks.worldCurrency())
-                .map(row -> new ClaimRow(Boolean.TRUE.equals(row.get("claimed", Boolean.class)),
-                        row.get("fingerprint", byte[].class), row.get("status_code", Integer.class),
-                        row.get("location", String.class), row.get("response_body", byte[].class),
-                        row.get("id", UUID.class) == null ? null : new AccountRow(row.get("id", UUID.class),
-                                row.get("currency", String.class), row.get("kind", String.class),
-                                Boolean.TRUE.equals(row.get("allow_negative", Boolean.class)),
-                                row.get("owner_id", UUID.class))))
+        Mono<ClaimAndLock> claimed = bindAccounts(IdempotencyKeys.bindClaim(db.sql(claimAndSelectAccounts), key),
+                        locks.ids(), locks.worldCurrency())
+                .map(row -> new ClaimRow(IdempotencyKeys.Claim.of(row),
+                        row.get("id", UUID.class) == null ? null : AccountRow.of(row)))
                 .all()
                 .collectList()
                 .map(rows -> {
-                    ClaimRow first = rows.get(0); // the claim always answers one row at least
-                    if (!first.claimed() || first.fingerprint() != null) {
-                        return new ClaimAndLock(IdempotencyKeys.resolve(key, first.claimed(), first.fingerprint(),
-                                first.status(), first.location(), first.body()), List.of());
+                    IdempotencyKeys.Claim claim = rows.get(0).claim(); // the claim always answers one row at least
+                    if (!claim.runs()) {
+                        return new ClaimAndLock(claim.resolve(key), List.of());
                     }
                     List<AccountRow> accounts = new ArrayList<>(rows.size());
                     for (ClaimRow row : rows) {
@@ -292,7 +284,7 @@ class Ledger {
                     accounts.sort(Comparator.comparing(AccountRow::id));
                     return new ClaimAndLock(null, accounts);
                 });
-        return pessimistic ? metrics.lockWait("accounts", claim) : claim;
+        return pessimistic ? metrics.lockWait("accounts", claimed) : claimed;
     }
 
     /**
@@ -360,6 +352,13 @@ class Ledger {
 
     record AccountRow(UUID id, String currency, String kind, boolean allowNegative, UUID ownerId) {
 
+        /** From the columns {@code id, currency, kind, allow_negative, owner_id} of {@code accounts}. */
+        static AccountRow of(Readable row) {
+            return new AccountRow(row.get("id", UUID.class), row.get("currency", String.class),
+                    row.get("kind", String.class), Boolean.TRUE.equals(row.get("allow_negative", Boolean.class)),
+                    row.get("owner_id", UUID.class));
+        }
+
         boolean isSystem() {
             return "system".equals(kind);
         }
@@ -378,14 +377,16 @@ class Ledger {
         return selectAccounts(SELECT_ACCOUNTS + LOCK_CLAUSE, ids, null);
     }
 
-    private Mono<List<AccountRow>> selectAccounts(String sql, Collection<UUID> ids, String worldCurrency) {
-        Mono<List<AccountRow>> rows = db.sql(sql)
-                .bind("ids", ids.toArray(UUID[]::new))
+    /** The parameters of the accounts a unit locks: {@code :ids}, {@code :withWorld}, {@code :currency}. */
+    private static GenericExecuteSpec bindAccounts(GenericExecuteSpec statement, Collection<UUID> ids, String worldCurrency) {
+        return statement.bind("ids", ids.toArray(UUID[]::new))
                 .bind("withWorld", worldCurrency != null)
-                .bind("currency", worldCurrency == null ? "" : worldCurrency)
-                .map(row -> new AccountRow(row.get("id", UUID.class), row.get("currency", String.class),
-                        row.get("kind", String.class), Boolean.TRUE.equals(row.get("allow_negative", Boolean.class)),
-                        row.get("owner_id", UUID.class)))
+                .bind("currency", worldCurrency == null ? "" : worldCurrency);
+    }
+
+    private Mono<List<AccountRow>> selectAccounts(String sql, Collection<UUID> ids, String worldCurrency) {
+        Mono<List<AccountRow>> rows = bindAccounts(db.sql(sql), ids, worldCurrency)
+                .map(AccountRow::of)
                 .all()
                 .collectList();
         return sql.endsWith(LOCK_CLAUSE) ? metrics.lockWait("accounts", rows) : rows;
