@@ -132,10 +132,16 @@ class BalanceStreams implements SmartLifecycle {
      * else from the ledger, page by page, advancing the mark as it goes.
      */
     private Flux<BalanceEvent> readAfter(BalanceHub.Watcher watcher, AtomicLong lastSent) {
+        return readThrough(watcher.feed, lastSent, mark -> readLedgerAfter(watcher, mark));
+    }
+
+    /** {@link #readAfter} apart from the ledger it falls back on (so it can be tested on its own). */
+    static Flux<BalanceEvent> readThrough(BalanceHub.Feed feed, AtomicLong lastSent,
+            Function<AtomicLong, Flux<BalanceEvent>> ledgerAfter) {
         return Flux.defer(() -> {
-            List<BalanceEvent> recent = watcher.feed.after(lastSent.get());
+            List<BalanceEvent> recent = feed.after(lastSent.get());
             if (recent == null) {
-                return readLedgerAfter(watcher, lastSent);
+                return ledgerAfter.apply(lastSent);
             }
             if (!recent.isEmpty()) {
                 lastSent.set(recent.get(recent.size() - 1).version());

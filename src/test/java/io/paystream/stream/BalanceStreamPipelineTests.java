@@ -105,16 +105,7 @@ class BalanceStreamPipelineTests {
 
     /** The read a real stream makes: the feed in memory when it has everything, else the ledger. */
     private Function<AtomicLong, Flux<BalanceEvent>> readThrough(BalanceHub.Watcher watcher) {
-        return lastSent -> Flux.defer(() -> {
-            List<BalanceEvent> recent = watcher.feed.after(lastSent.get());
-            if (recent == null) {
-                return readAfter.apply(lastSent);
-            }
-            if (!recent.isEmpty()) {
-                lastSent.set(recent.get(recent.size() - 1).version());
-            }
-            return Flux.fromIterable(recent);
-        });
+        return lastSent -> BalanceStreams.readThrough(watcher.feed, lastSent, readAfter);
     }
 
     @Test
