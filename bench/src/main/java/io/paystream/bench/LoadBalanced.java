@@ -576,22 +576,17 @@ final class LoadBalanced {
             if (k.earlier.size() < 20) {
                 k.earlier.add(label);
             }
-            boolean retry = r == null || r.status() < 0 || r.status() >= 500 || r.status() == 429
-                    || (r.status() == 409 && label.contains("in_progress"));
-            if (!retry) {
+            if (!Retrying.worthRetrying(r, label)) {
                 k.finalLabel = label;
                 return;
             }
             if (System.nanoTime() > until) {
                 return;
             }
-            try {
-                Thread.sleep(backoffMs / 2 + ThreadLocalRandom.current().nextLong(backoffMs / 2 + 1));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+            backoffMs = Retrying.pause(backoffMs);
+            if (backoffMs < 0) {
                 return;
             }
-            backoffMs = Math.min(1000, backoffMs * 2);
         }
     }
 
