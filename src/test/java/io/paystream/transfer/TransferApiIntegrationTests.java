@@ -129,6 +129,12 @@ class TransferApiIntegrationTests {
     }
 
     @Test
+    void aBatchWithANullTransferIsRefusedAs400() {
+        // Found by the hostile-input properties: a null item used to reach the ledger and fail there (500).
+        problem(postRaw("/v1/transfer-batches", "{\"transfers\":[null]}"), 400, "validation_failed");
+    }
+
+    @Test
     void missingThingsAre404Problems() {
         problem(web.get().uri("/v1/accounts/{id}", UUID.randomUUID()).exchange(), 404, "account_not_found");
         problem(web.get().uri("/v1/accounts/{id}/balance", UUID.randomUUID()).exchange(), 404, "account_not_found");
