@@ -22,6 +22,7 @@ import io.paystream.system.HostileResponses.Exchange;
 import io.paystream.testsupport.PaystreamIntegrationTest;
 import io.paystream.testsupport.TestAuthentication;
 import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Assume;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
 import net.jqwik.api.Example;
@@ -1501,6 +1502,8 @@ class HostileInputPropertyTests {
         if (endpoint == Endpoint.BALANCE_STREAM && garbageFirstThenValid && authorization.isPresent()) {
             // Streams also take the key as ?access_token= (README): garbage there is refused the same way.
             String token = authorization.get().replaceFirst("^Bearer ", "");
+            // A bare valid key is garbage as an Authorization header but a valid access_token: not garbage here.
+            Assume.that(!token.equals(TestAuthentication.ADMIN_KEY));
             expect(send(request.target(request.target() + "?access_token=" + percentEncode(
                     new String(token.getBytes(StandardCharsets.ISO_8859_1), StandardCharsets.UTF_8)))), 401, "unauthorized");
             return;
