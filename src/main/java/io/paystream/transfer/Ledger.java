@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
 import java.util.function.Supplier;
 
@@ -58,6 +59,8 @@ import tools.jackson.databind.json.JsonMapper;
  * before us. (Under REPEATABLE READ or SERIALIZABLE the snapshot would be taken by the first
  * statement, before the lock wait, and the head read after the wait could be stale.) Optimistic takes
  * no locks and runs at SERIALIZABLE: PostgreSQL turns a conflicting concurrent movement into 40001.
+ * An optimistic movement that lost a race, or that names an account that lately lost one, runs its
+ * attempts as a pessimistic one does ({@link Contention}), so a hot account is not a retry storm.
  * In both modes the chain's {@code UNIQUE(account_id, version)} is the backstop: a stale head can only
  * ever produce a duplicate version, which is refused (23505) and retried, never a wrong balance.
  *
@@ -89,6 +92,8 @@ class Ledger {
              ORDER BY id""";
 
     static final String LOCK_CLAUSE = "\n   FOR NO KEY UPDATE";
+
+    private static final String LOCK_ACCOUNTS = SELECT_ACCOUNTS + LOCK_CLAUSE;
 
     /**
      * Steps 1 and 2 in one round trip, for units that know up front which accounts they lock
@@ -192,8 +197,9 @@ class Ledger {
     private final BalanceChanges balanceChanges;
     private final TransactionalOperator transactions;
     private final TransactionalOperator lockingTransactions;
-    private final String selectAccounts;
     private final String claimAndSelectAccounts;
+    private final String claimAndLockAccounts;
+    private final Contention contention = new Contention();
     private final RetryBackoffSpec retry;
     private final boolean pessimistic;
     private final LedgerMetrics metrics;
@@ -210,9 +216,8 @@ class Ledger {
         this.lockingTransactions = operator(transactionManager, TransactionDefinition.ISOLATION_READ_COMMITTED);
         this.transactions = pessimistic ? lockingTransactions
                 : operator(transactionManager, TransactionDefinition.ISOLATION_SERIALIZABLE);
-        this.selectAccounts = pessimistic ? SELECT_ACCOUNTS + LOCK_CLAUSE : SELECT_ACCOUNTS;
-        this.claimAndSelectAccounts = CLAIM_AND_SELECT_ACCOUNTS.formatted(IdempotencyKeys.CLAIM_SUBQUERY,
-                pessimistic ? LOCK_CLAUSE : "");
+        this.claimAndSelectAccounts = CLAIM_AND_SELECT_ACCOUNTS.formatted(IdempotencyKeys.CLAIM_SUBQUERY, "");
+        this.claimAndLockAccounts = CLAIM_AND_SELECT_ACCOUNTS.formatted(IdempotencyKeys.CLAIM_SUBQUERY, LOCK_CLAUSE);
         this.retry = LedgerRetry.spec(properties.retry(), metrics::retried);
         this.metrics = metrics;
     }
@@ -244,6 +249,15 @@ class Ledger {
 
     /** The accounts a unit locks before anything else: those named, and a currency's system account. */
     record Locks(Collection<UUID> ids, String worldCurrency) {
+
+        /** These accounts as {@link Contention} knows them. */
+        List<Object> contentionKeys() {
+            List<Object> keys = new ArrayList<>(ids);
+            if (worldCurrency != null) {
+                keys.add(Contention.world(worldCurrency));
+            }
+            return keys;
+        }
     }
 
     /**
@@ -251,7 +265,7 @@ class Ledger {
      * locked in one statement, and the unit gets the locked rows. One round trip less per movement.
      */
     Mono<StoredResponse> run(IdempotencyKey key, String path, Locks locks, Function<List<AccountRow>, Mono<Reply>> work) {
-        return attempts(transactions, () -> claimAndLock(key, locks)
+        return attempts(transactions, locks.contentionKeys(), locking -> claimAndLock(key, locks, locking)
                 .flatMap(claim -> claim.refusalOrReplay() != null ? claim.refusalOrReplay()
                         : execute(key, path, () -> work.apply(claim.accounts()))));
     }
@@ -263,8 +277,9 @@ class Ledger {
     private record ClaimRow(IdempotencyKeys.Claim claim, AccountRow account) {
     }
 
-    private Mono<ClaimAndLock> claimAndLock(IdempotencyKey key, Locks locks) {
-        Mono<ClaimAndLock> claimed = bindAccounts(IdempotencyKeys.bindClaim(db.sql(claimAndSelectAccounts), key),
+    private Mono<ClaimAndLock> claimAndLock(IdempotencyKey key, Locks locks, boolean locking) {
+        String sql = locking ? claimAndLockAccounts : claimAndSelectAccounts;
+        Mono<ClaimAndLock> claimed = bindAccounts(IdempotencyKeys.bindClaim(db.sql(sql), key),
                         locks.ids(), locks.worldCurrency())
                 .map(row -> new ClaimRow(IdempotencyKeys.Claim.of(row),
                         row.get("id", UUID.class) == null ? null : AccountRow.of(row)))
@@ -284,7 +299,7 @@ class Ledger {
                     accounts.sort(Comparator.comparing(AccountRow::id));
                     return new ClaimAndLock(null, accounts);
                 });
-        return pessimistic ? metrics.lockWait("accounts", claimed) : claimed;
+        return locking ? metrics.lockWait("accounts", claimed) : claimed;
     }
 
     /**
@@ -298,13 +313,13 @@ class Ledger {
 
     private Mono<StoredResponse> run(TransactionalOperator operator, IdempotencyKey key, String path,
             Supplier<Mono<Reply>> work) {
-        return attempts(operator, () -> idempotencyKeys.claim(key)
+        return attempts(operator, List.of(), locking -> idempotencyKeys.claim(key)
                 .switchIfEmpty(Mono.defer(() -> execute(key, path, work))));
     }
 
     /** Runs one unit of work that answers no client (the hold expiry sweeper), with the same frame. */
     <T> Mono<T> runInternal(Supplier<Mono<T>> work) {
-        return attempts(transactions, () -> Mono.defer(work));
+        return attempts(transactions, List.of(), locking -> Mono.defer(work));
     }
 
     /**
@@ -312,19 +327,53 @@ class Ledger {
      * inside the transaction, not its COMMIT: a unit cut short is rolled back, so a timeout never hides
      * a committed movement. Once an attempt has committed, the accounts it wrote are announced to
      * balance streams; a failed attempt's are forgotten with it.
+     *
+     * <p>{@code unit} is told whether its attempt takes row locks. Pessimistic attempts always do. An
+     * optimistic unit's attempt does once the unit has lost a race, or from the first attempt when
+     * {@code named} (the accounts it names up front) lately lost one ({@link Contention}); such an
+     * attempt runs as a pessimistic one does, at READ COMMITTED after its locks. Mixing the two on one
+     * account is safe: each new chain version is computed from the head it read, and the chain's
+     * UNIQUE(account_id, version) refuses a second successor of any head, so a stale read can only lose
+     * and run again, in either mode.
      */
-    private <T> Mono<T> attempts(TransactionalOperator operator, Supplier<Mono<T>> unit) {
+    private <T> Mono<T> attempts(TransactionalOperator operator, Collection<Object> named,
+            Function<Boolean, Mono<T>> unit) {
+        boolean mayEscalate = operator != lockingTransactions; // optimistic units only
+        // Every account the unit named, up front or when it locked them (lockAccounts adds its own).
+        Set<Object> accounts = ConcurrentHashMap.newKeySet();
+        accounts.addAll(named);
+        AtomicBoolean escalated = new AtomicBoolean();
         // defer: every retry builds a fresh unit and so runs in a fresh transaction.
         return Mono.defer(() -> {
+            if (mayEscalate && !escalated.get() && contention.anyContended(named)) {
+                escalated.set(true);
+                metrics.escalated(LedgerMetrics.Escalation.REMEMBERED);
+            }
+            boolean locking = !mayEscalate || escalated.get();
+            if (mayEscalate && locking) {
+                contention.stillBusy(accounts);
+            }
             Set<UUID> touched = ConcurrentHashMap.newKeySet();
-            return metrics.transaction(operator.transactional(unit.get().timeout(properties.attemptTimeout())))
-                    .contextWrite(Context.of(TOUCHED, touched))
+            TransactionalOperator attempt = locking ? lockingTransactions : operator;
+            return metrics.transaction(attempt.transactional(unit.apply(locking).timeout(properties.attemptTimeout())))
+                    .contextWrite(Context.of(TOUCHED, touched, LOCKING, locking, NAMED, accounts))
                     .doOnSuccess(result -> balanceChanges.committed(touched));
+        }).doOnError(failure -> {
+            if (mayEscalate && LedgerRetry.isLostRace(failure)) {
+                contention.lostRace(accounts);
+                if (!escalated.getAndSet(true)) {
+                    metrics.escalated(LedgerMetrics.Escalation.LOST_RACE);
+                }
+            }
         }).retryWhen(retry);
     }
 
     /** Where the current attempt collects the accounts whose balance rows it wrote. */
     private static final String TOUCHED = Ledger.class.getName() + ".touched";
+    /** Whether the current attempt takes row locks (a Boolean). */
+    private static final String LOCKING = Ledger.class.getName() + ".locking";
+    /** Where the current unit collects the accounts it named (for {@link Contention}). */
+    private static final String NAMED = Ledger.class.getName() + ".named";
 
     /** Notes, once {@code write} has succeeded, that it wrote balance rows of these accounts. */
     static <T> Mono<T> touching(Mono<T> write, UUID... accounts) {
@@ -369,12 +418,21 @@ class Ledger {
      * {@code worldCurrency} if it is not null, in ascending id order.
      */
     Mono<List<AccountRow>> lockAccounts(Collection<UUID> ids, String worldCurrency) {
-        return selectAccounts(selectAccounts, ids, worldCurrency);
+        return Mono.deferContextual(context -> {
+            context.<Set<Object>>getOrEmpty(NAMED).ifPresent(named -> {
+                named.addAll(ids);
+                if (worldCurrency != null) {
+                    named.add(Contention.world(worldCurrency));
+                }
+            });
+            boolean locking = context.<Boolean>getOrDefault(LOCKING, pessimistic);
+            return selectAccounts(locking ? LOCK_ACCOUNTS : SELECT_ACCOUNTS, ids, worldCurrency);
+        });
     }
 
     /** Locks the named accounts in ascending id order, whatever the mode (for {@link #runLocked}). */
     Mono<List<AccountRow>> lockAccountsAlways(Collection<UUID> ids) {
-        return selectAccounts(SELECT_ACCOUNTS + LOCK_CLAUSE, ids, null);
+        return selectAccounts(LOCK_ACCOUNTS, ids, null);
     }
 
     /** The parameters of the accounts a unit locks: {@code :ids}, {@code :withWorld}, {@code :currency}. */

@@ -171,6 +171,29 @@ class LedgerMetrics {
                 .register(registry);
     }
 
+    /** Why an optimistic unit took row locks. */
+    enum Escalation {
+        /** It lost a race; its next attempts lock. */
+        LOST_RACE("lost_race"),
+        /** It names an account that lately lost one; it locks from its first attempt. */
+        REMEMBERED("remembered");
+
+        private final String tag;
+
+        Escalation(String tag) {
+            this.tag = tag;
+        }
+    }
+
+    /** Counts one optimistic unit that took row locks, and why. */
+    void escalated(Escalation reason) {
+        Counter.builder("paystream.ledger.lock.escalations")
+                .description("Optimistic ledger units that took row locks: after losing a race, or on an account that lately lost one")
+                .tag("reason", reason.tag)
+                .register(registry)
+                .increment();
+    }
+
     // Timers -------------------------------------------------------------------------------------
 
     /**

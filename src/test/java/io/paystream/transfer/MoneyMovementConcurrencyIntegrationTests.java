@@ -143,14 +143,14 @@ abstract class MoneyMovementConcurrencyIntegrationTests {
         assertThat(audit.balanceOf(account)).isEqualTo(DAILY_LIMIT);
     }
 
-    private UUID account(String currency) {
+    UUID account(String currency) {
         HttpResult created = burst.send(new Burst.Call("/v1/accounts", Map.of("currency", currency, "name", "test")))
                 .block(BURST_TIMEOUT);
         assertThat(created.status()).isEqualTo(201);
         return UUID.fromString((String) created.body().get("id"));
     }
 
-    private void deposit(UUID account, long amount) {
+    void deposit(UUID account, long amount) {
         HttpResult result = burst.send(new Burst.Call("/v1/accounts/" + account + "/deposits",
                 Map.of("amount", amount, "currency", currencyOf(account)))).block(BURST_TIMEOUT);
         assertThat(result.status()).as(result.toString()).isEqualTo(201);
@@ -161,7 +161,7 @@ abstract class MoneyMovementConcurrencyIntegrationTests {
                 .map(row -> row.get("currency", String.class)).one().block();
     }
 
-    private static List<UUID> ids(List<HttpResult> results) {
+    static List<UUID> ids(List<HttpResult> results) {
         return results.stream().filter(HttpResult::is2xx).map(r -> UUID.fromString((String) r.body().get("id"))).toList();
     }
 }
