@@ -5,6 +5,9 @@ import java.util.UUID;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.swagger.v3.oas.annotations.Operation;
+import io.swagger.v3.oas.annotations.media.Content;
+import io.swagger.v3.oas.annotations.media.Schema;
+import io.swagger.v3.oas.annotations.responses.ApiResponse;
 import org.springframework.http.MediaType;
 import org.springframework.http.codec.ServerSentEvent;
 import org.springframework.security.core.annotation.AuthenticationPrincipal;
@@ -30,8 +33,11 @@ class BalanceStreamController {
     }
 
     @Operation(summary = "Watch an account's balance as server-sent events; resume with Last-Event-ID or ?after=")
+    @ApiResponse(responseCode = "200", description = "Events named balance, each one version, its id the version",
+            content = @Content(mediaType = MediaType.TEXT_EVENT_STREAM_VALUE,
+                    schema = @Schema(implementation = BalanceEvent.class)))
     @GetMapping(path = "/v1/accounts/{id}/balance/stream", produces = MediaType.TEXT_EVENT_STREAM_VALUE)
-    Flux<ServerSentEvent<BalanceEvent>> stream(@PathVariable UUID id,
+    Flux<ServerSentEvent<String>> stream(@PathVariable UUID id,
             @RequestHeader(name = "Last-Event-ID", required = false) String lastEventId,
             @RequestParam(required = false) String after, @AuthenticationPrincipal Caller caller) {
         Long resumeAfter = version("Last-Event-ID", lastEventId);
@@ -39,6 +45,7 @@ class BalanceStreamController {
             resumeAfter = version("after", after);
         }
         // A refusal (404, 429) fails before the first event, so it is still answered as a problem.
+        // The events' data is BalanceEvent as JSON, encoded once per version for all its watchers.
         return streams.open(id, resumeAfter, caller).flatMapMany(stream -> stream);
     }
 

@@ -9,6 +9,8 @@ import java.util.function.Function;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.LoadingCache;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.http.codec.ServerSentEvent;
@@ -16,6 +18,7 @@ import org.springframework.stereotype.Service;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
+import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Live balance streams. A stream is a loop: wait for a wake-up, take every version after the last one
@@ -35,6 +38,13 @@ class BalanceStreams implements SmartLifecycle {
     /** Versions per read of a stream's own: bounds the memory a stream holds at once. */
     static final int PAGE_ROWS = 100;
 
+    /**
+     * Encoded events kept for the other watchers of the same version. A version is sent to all its
+     * watchers within moments of being read, so the newest ten thousand (a few MB) cover them; a
+     * watcher so slow that its event was forgotten encodes it again.
+     */
+    static final int ENCODED_EVENTS = 10_000;
+
     private final BalanceReads reads;
     private final BalanceHub hub;
     private final Duration heartbeat;
@@ -44,9 +54,15 @@ class BalanceStreams implements SmartLifecycle {
     private final int maxTotal;
     /** Completes every stream at shutdown, so clients reconnect elsewhere instead of holding it up. */
     private final Sinks.Empty<Void> shutdown = Sinks.empty();
+    /**
+     * Each version's event, encoded once however many watch it: an account's watchers are sent the
+     * very same versions from its feed, so the JSON is written once per version rather than once per
+     * watcher. Keyed by identity (weak keys: nothing kept once the feed lets go) and bounded.
+     */
+    private final LoadingCache<BalanceEvent, ServerSentEvent<String>> encoded;
     private volatile boolean running;
 
-    BalanceStreams(BalanceReads reads, BalanceHub hub,
+    BalanceStreams(BalanceReads reads, BalanceHub hub, JsonMapper json,
             @Value("${paystream.streams.heartbeat}") Duration heartbeat,
             @Value("${paystream.streams.retry-hint}") Duration retryHint,
             @Value("${paystream.streams.max-lifetime}") Duration maxLifetime,
@@ -59,13 +75,19 @@ class BalanceStreams implements SmartLifecycle {
         this.maxLifetime = maxLifetime;
         this.maxPerClient = maxPerClient;
         this.maxTotal = maxTotal;
+        this.encoded = Caffeine.newBuilder()
+                .weakKeys()
+                .maximumSize(ENCODED_EVENTS)
+                .executor(Runnable::run) // its bookkeeping is tiny; no hop to another pool
+                .build(event -> ServerSentEvent.builder(json.writeValueAsString(event))
+                        .event("balance").id(Long.toString(event.version())).build());
     }
 
     /**
      * The stream of one account for one caller: every version after {@code after} (or, when null, the
      * current balance first), then each change as it commits.
      */
-    Mono<Flux<ServerSentEvent<BalanceEvent>>> open(UUID accountId, Long after, Caller caller) {
+    Mono<Flux<ServerSentEvent<String>>> open(UUID accountId, Long after, Caller caller) {
         // One statement: whether the caller may watch, and the head the stream starts from. Through a
         // future, so the stream (which lives for up to an hour) keeps only the answer: a reactive chain
         // would keep the whole query (its parsed SQL and result metadata, about 10 KB) referenced from
@@ -84,9 +106,9 @@ class BalanceStreams implements SmartLifecycle {
                 });
     }
 
-    private Flux<ServerSentEvent<BalanceEvent>> stream(BalanceHub.Watcher watcher, Long after, BalanceEvent head) {
+    private Flux<ServerSentEvent<String>> stream(BalanceHub.Watcher watcher, Long after, BalanceEvent head) {
         return pipeline(watcher.wakes(), after, Mono.just(head), lastSent -> readAfter(watcher, lastSent),
-                new Limits(heartbeat, retryHint, maxLifetime), shutdown.asMono())
+                encoded::get, new Limits(heartbeat, retryHint, maxLifetime), shutdown.asMono())
                 .doFinally(signal -> hub.unregister(watcher));
     }
 
@@ -100,26 +122,33 @@ class BalanceStreams implements SmartLifecycle {
      */
     static Flux<ServerSentEvent<BalanceEvent>> pipeline(Flux<Boolean> wakes, Long after, Mono<BalanceEvent> head,
             Function<AtomicLong, Flux<BalanceEvent>> readAfter, Limits limits, Mono<Void> shutdown) {
+        return pipeline(wakes, after, head, readAfter, BalanceStreams::event, limits, shutdown);
+    }
+
+    /** {@link #pipeline} with the events made by {@code toEvent} (the server sends them encoded once). */
+    static <T> Flux<ServerSentEvent<T>> pipeline(Flux<Boolean> wakes, Long after, Mono<BalanceEvent> head,
+            Function<AtomicLong, Flux<BalanceEvent>> readAfter, Function<BalanceEvent, ServerSentEvent<T>> toEvent,
+            Limits limits, Mono<Void> shutdown) {
         AtomicLong lastSent = new AtomicLong(after == null ? -1 : after);
         // Sent at once, so the client sees the response start even when there is nothing to replay,
         // and learns how soon to reconnect.
-        ServerSentEvent<BalanceEvent> opened = ServerSentEvent.<BalanceEvent>builder().comment("stream open")
+        ServerSentEvent<T> opened = ServerSentEvent.<T>builder().comment("stream open")
                 .retry(limits.retryHint()).build();
-        Flux<ServerSentEvent<BalanceEvent>> first = after != null ? Flux.empty() : head
+        Flux<ServerSentEvent<T>> first = after != null ? Flux.empty() : head
                 .doOnNext(event -> lastSent.set(event.version()))
-                .map(BalanceStreams::event)
+                .map(toEvent)
                 .flux();
-        Flux<ServerSentEvent<BalanceEvent>> changes = wakes
+        Flux<ServerSentEvent<T>> changes = wakes
                 .startWith(Boolean.TRUE)
                 .concatMap(wake -> readAfter.apply(lastSent), 1)
-                .map(BalanceStreams::event);
-        Flux<ServerSentEvent<BalanceEvent>> heartbeats = Flux.interval(limits.heartbeat())
-                .map(tick -> ServerSentEvent.<BalanceEvent>builder().comment("heartbeat").build());
+                .map(toEvent);
+        Flux<ServerSentEvent<T>> heartbeats = Flux.interval(limits.heartbeat())
+                .map(tick -> ServerSentEvent.<T>builder().comment("heartbeat").build());
         // Prefetch 1: nothing is read ahead of what the HTTP writer asks for, beyond one event.
         // A read that fails (the database busy or gone) ends the stream cleanly rather than cutting the
         // connection: the client reconnects with its Last-Event-ID and misses nothing.
         Sinks.Empty<Void> ended = Sinks.empty();
-        Flux<ServerSentEvent<BalanceEvent>> events = Flux.concat(Flux.just(opened), first, changes)
+        Flux<ServerSentEvent<T>> events = Flux.concat(Flux.just(opened), first, changes)
                 .onErrorResume(error -> Flux.empty())
                 .doFinally(signal -> ended.tryEmitEmpty());
         return Flux.merge(1, events, heartbeats.takeUntilOther(ended.asMono()))
