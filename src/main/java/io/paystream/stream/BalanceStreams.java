@@ -142,7 +142,10 @@ class BalanceStreams implements SmartLifecycle {
                 .startWith(Boolean.TRUE)
                 .concatMap(wake -> readAfter.apply(lastSent), 1)
                 .map(toEvent);
+        // A heartbeat the writer cannot take (the client reads slowly, the socket is full) is dropped:
+        // the connection has data in flight anyway. Without the drop, interval fails the whole stream.
         Flux<ServerSentEvent<T>> heartbeats = Flux.interval(limits.heartbeat())
+                .onBackpressureDrop()
                 .map(tick -> ServerSentEvent.<T>builder().comment("heartbeat").build());
         // Prefetch 1: nothing is read ahead of what the HTTP writer asks for, beyond one event.
         // A read that fails (the database busy or gone) ends the stream cleanly rather than cutting the

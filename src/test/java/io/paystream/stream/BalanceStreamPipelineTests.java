@@ -223,6 +223,33 @@ class BalanceStreamPipelineTests {
                 .verify(Duration.ofSeconds(5));
     }
 
+    /**
+     * A reader that stops reading (a full socket) for several heartbeat periods: the heartbeats it
+     * could not take are dropped, not an error that ends its stream; once it reads again it gets
+     * the changes it missed, then heartbeats as before.
+     */
+    @Test
+    void aReaderThatStallsForMinutesMissesHeartbeatsNotItsStream() {
+        append(10);
+        Sinks.Many<Boolean> wakes = Sinks.many().unicast().onBackpressureBuffer();
+        StepVerifier.withVirtualTime(() -> BalanceStreams.pipeline(wakes.asFlux(), 1L, head(), readAfter, LIMITS,
+                        Mono.never()), 1)
+                .expectSubscription()
+                .assertNext(opened -> assertThat(opened.comment()).isEqualTo("stream open"))
+                .then(() -> {
+                    append(20);
+                    wakes.tryEmitNext(true);
+                })
+                .thenAwait(Duration.ofMinutes(5)) // twenty heartbeat periods without a request
+                .thenRequest(1)
+                .assertNext(change -> assertThat(change.id()).isEqualTo("2"))
+                .thenRequest(1)
+                .thenAwait(Duration.ofSeconds(15))
+                .assertNext(heartbeat -> assertThat(heartbeat.comment()).isEqualTo("heartbeat"))
+                .thenCancel()
+                .verify(Duration.ofSeconds(5));
+    }
+
     @Test
     void aStreamEndsAtItsMaximumLifetimeAndAtShutdown() {
         var shortLived = new BalanceStreams.Limits(Duration.ofSeconds(15), Duration.ofSeconds(2), Duration.ofMinutes(1));
