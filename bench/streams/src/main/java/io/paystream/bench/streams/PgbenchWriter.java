@@ -66,7 +66,8 @@ final class PgbenchWriter {
         List<String> c = new ArrayList<>(List.of(pgbench, "-h", host, "-p", Integer.toString(port), "-U", user,
                 "-n", "-M", "prepared", "-c", Integer.toString(clients), "-j", Integer.toString(threads),
                 "-R", String.format(Locale.ROOT, "%.1f", transfersPerSecond), "-T", Integer.toString(seconds),
-                "-P", "5", "-f", script.toString(), "-l", "--log-prefix=" + dir.resolve("tx")));
+                // -r: each statement's average latency in the summary, to see where a transaction's time goes.
+                "-P", "5", "-r", "-f", script.toString(), "-l", "--log-prefix=" + dir.resolve("tx")));
         if (majorVersion >= 15) {
             // As the main benchmark runs it: a transaction that lost a race is retried, as the application does.
             c.addAll(List.of("--max-tries=65", "--failures-detailed"));

@@ -468,7 +468,7 @@ public final class StreamBench {
      * replicas' writes. The window is pgbench's schedule: {@code -T} warm-up + measured seconds.
      */
     private Drive drivePgbench() throws Exception {
-        int clients = intOpt("pgbench-clients", 8);
+        int clients = intOpt("pgbench-clients", 32);
         int threads = Math.min(clients, intOpt("pgbench-threads", 2));
         double transfersPerSecond = changeRate / 2.0;
         int seconds = warmupSeconds + measureSeconds;
@@ -1186,7 +1186,7 @@ public final class StreamBench {
         o.append(fmt("| load generator (this client JVM) | %.2f |\n", selfCores));
         o.append(fmt("| application server | %.2f |\n", serverCores));
         if (pgbenchWriter) {
-            o.append(fmt("| PostgreSQL (all its processes, pgbench's %d backends included) | %.2f |\n", intOpt("pgbench-clients", 8), pgCores));
+            o.append(fmt("| PostgreSQL (all its processes, pgbench's %d backends included) | %.2f |\n", intOpt("pgbench-clients", 32), pgCores));
             o.append(fmt("| pgbench (its own client process) | %.2f |\n", pgbenchCores));
         } else {
             o.append(fmt("| PostgreSQL (all its processes) | %.2f |\n", pgCores));
