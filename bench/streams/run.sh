@@ -11,7 +11,7 @@
 # rate; writes bench/streams/RESULTS.md (or --out FILE); stops everything it started, also on failure or Ctrl-C.
 # --writer api (default): the changes go through this replica's API. --writer pgbench: pgbench commits them
 # with the application's transfer transaction and announces them as another replica would; this replica
-# only serves the streams (--pgbench-clients, default 32, with -j 2).
+# only serves the streams (--pgbench-clients, default 8, with -j 2).
 # Exit status: 0 all targets met, 3 a target missed, anything else the run itself failed.
 set -euo pipefail
 
@@ -39,7 +39,7 @@ APP_JAR=""
 SOURCE=worktree
 KEEP=0
 WRITER=api
-PGBENCH_CLIENTS=32
+PGBENCH_CLIENTS=8
 OUT="$HERE/RESULTS.md"
 while (($#)); do
   case "$1" in

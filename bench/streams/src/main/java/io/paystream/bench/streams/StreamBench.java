@@ -52,6 +52,9 @@ import reactor.netty.resources.ConnectionProvider;
  */
 public final class StreamBench {
 
+    /** Seconds pgbench goes on writing after the measured window. */
+    static final int PGBENCH_TAIL_SECONDS = 2;
+
     private static final Pattern ID = Pattern.compile("\"id\"\\s*:\\s*\"([0-9a-fA-F-]{36})\"");
     private static final Pattern VERSION = Pattern.compile("\"version\"\\s*:\\s*(\\d+)");
     private static final Pattern CREATED = Pattern.compile("\"createdAt\"\\s*:\\s*(\"([^\"]*)\"|null|[0-9.]+)");
@@ -468,10 +471,13 @@ public final class StreamBench {
      * replicas' writes. The window is pgbench's schedule: {@code -T} warm-up + measured seconds.
      */
     private Drive drivePgbench() throws Exception {
-        int clients = intOpt("pgbench-clients", 32);
+        int clients = intOpt("pgbench-clients", 8);
         int threads = Math.min(clients, intOpt("pgbench-threads", 2));
         double transfersPerSecond = changeRate / 2.0;
         int seconds = warmupSeconds + measureSeconds;
+        // pgbench writes on for TAIL_SECONDS after the measured window: the window closes (and its CPU is
+        // read) while pgbench and its backends are still at work, not while they shut down.
+        int pgbenchSeconds = seconds + PGBENCH_TAIL_SECONDS;
         pgbenchMajor = PgbenchWriter.majorVersion(required("pgbench"));
         if (pgbenchMajor == 0) {
             throw new IllegalStateException("pgbench cannot be run: " + required("pgbench"));
@@ -479,7 +485,7 @@ public final class StreamBench {
         PgbenchWriter w = new PgbenchWriter(required("pgbench"), opts.getOrDefault("pg-host", "127.0.0.1"),
                 intOpt("pg-port", 5432), opts.getOrDefault("jdbc-user", "postgres"), opts.getOrDefault("pg-database", "postgres"),
                 Path.of(required("pgbench-script")), Path.of(opts.getOrDefault("pgbench-dir", "pgbench")), clients, threads,
-                transfersPerSecond, seconds, pgbenchMajor);
+                transfersPerSecond, pgbenchSeconds, pgbenchMajor);
         say("driving %d balance changes/s for %d s warm-up + %d s measured: pgbench, %.1f transfers/s (open loop, -R), %d clients, %d threads",
                 changeRate, warmupSeconds, measureSeconds, transfersPerSecond, clients, threads);
         say("pgbench: %s", String.join(" ", w.command));
@@ -515,7 +521,7 @@ public final class StreamBench {
         if (!w.alive()) {
             say("pgbench ended before the end of the measured window");
         }
-        w.awaitExit(60, pgbenchSummary);
+        w.awaitExit(PGBENCH_TAIL_SECONDS + 60, pgbenchSummary);
         w.read(pgbenchSummary, measureFromMicros, toMicros);
         committedInWindow = committedBetween(measureFromMicros, toMicros);
         say("pgbench exited with %d%s: %.1f tx/s, %d processed, %d failed, latency average %.3f ms, schedule lag avg %.3f ms (max %.3f ms); "
@@ -953,6 +959,8 @@ public final class StreamBench {
         long self;
         long server;
         long postgres;
+        /** PostgreSQL's ticks per process (postmaster and children): backends come and go during a window. */
+        final Map<Long, Long> postgresByPid = new HashMap<>();
         /** The pgbench writer's own process (its client threads), -1 when it is not running. */
         long pgbench = -1;
         long machineBusy;
@@ -970,8 +978,11 @@ public final class StreamBench {
         }
         if (postgresPid > 0) {
             s.postgres = ticks(postgresPid);
+            s.postgresByPid.put(postgresPid, s.postgres);
             for (ProcessHandle child : ProcessHandle.of(postgresPid).map(p -> p.children().toList()).orElse(List.of())) {
-                s.postgres += ticks(child.pid());
+                long t = ticks(child.pid());
+                s.postgres += t;
+                s.postgresByPid.put(child.pid(), t);
             }
         }
         String[] cpu = read(Path.of("/proc/stat")).lines().findFirst().orElse("cpu 0").trim().split("\\s+");
@@ -983,6 +994,20 @@ public final class StreamBench {
         s.machineTotal = total;
         s.machineBusy = total - idle;
         return s;
+    }
+
+    /**
+     * PostgreSQL's ticks in a window, process by process: what each process alive at the end used since
+     * the start (all of it if it started inside the window). A process that ended inside the window (a
+     * closed connection's backend) is not counted: its ticks are gone with it, and subtracting the sum
+     * at the start from the sum at the end would count them negatively.
+     */
+    private static long postgresTicks(CpuSample start, CpuSample end) {
+        long sum = 0;
+        for (Map.Entry<Long, Long> e : end.postgresByPid.entrySet()) {
+            sum += Math.max(0, e.getValue() - start.postgresByPid.getOrDefault(e.getKey(), 0L));
+        }
+        return sum;
     }
 
     private static long ticks(long pid) {
@@ -1028,7 +1053,7 @@ public final class StreamBench {
         double wall = r.cpuStart == null ? Double.NaN : (r.cpuEnd.nanos - r.cpuStart.nanos) / 1e9;
         double selfCores = r.cpuStart == null ? Double.NaN : (r.cpuEnd.self - r.cpuStart.self) / tickHz / wall;
         double serverCores = r.cpuStart == null ? Double.NaN : (r.cpuEnd.server - r.cpuStart.server) / tickHz / wall;
-        double pgCores = r.cpuStart == null ? Double.NaN : (r.cpuEnd.postgres - r.cpuStart.postgres) / tickHz / wall;
+        double pgCores = r.cpuStart == null ? Double.NaN : postgresTicks(r.cpuStart, r.cpuEnd) / tickHz / wall;
         double pgbenchCores = r.cpuStart == null || r.cpuStart.pgbench < 0 || r.cpuEnd.pgbench < 0 ? Double.NaN
                 : (r.cpuEnd.pgbench - r.cpuStart.pgbench) / tickHz / wall;
         int cores = Runtime.getRuntime().availableProcessors();
@@ -1108,7 +1133,8 @@ public final class StreamBench {
                     .append("/s; pgbench transfers of 1 to 100 between two random accounts (2 balance changes each), ")
                     .append(fmt("%.1f", changeRate / 2.0)).append(" transfers/s = ").append(changeRate)
                     .append(" balance changes/s (open loop, `-R`), ").append(warmupSeconds).append(" s warm-up + ").append(measureSeconds)
-                    .append(" s measured, then up to ").append(drainSeconds).append(" s for the last events |\n\n");
+                    .append(" s measured + ").append(PGBENCH_TAIL_SECONDS).append(" s more writes (not measured), then up to ")
+                    .append(drainSeconds).append(" s for the last events |\n\n");
         } else {
             o.append("| plan | ").append(accounts).append(" accounts x ").append(perAccount).append(" streams, opened at ").append(openRate)
                     .append("/s; ").append(batch > 0 ? "batches of " + batch + " transfers of 1 (" + 2 * batch + " balance changes each)" : "deposits of 1")
@@ -1181,12 +1207,13 @@ public final class StreamBench {
         o.append("\n\n");
 
         o.append("## CPU during the measured window\n\n");
-        o.append("In cores (1.0 = one core busy all the time) out of ").append(cores).append(".\n\n");
+        o.append("In cores (1.0 = one core busy all the time) out of ").append(cores).append(". PostgreSQL: per process, what each\n");
+        o.append("process alive at the window's end used in it (a backend that ended inside the window is not counted).\n\n");
         o.append("| process | cores |\n|---|---|\n");
         o.append(fmt("| load generator (this client JVM) | %.2f |\n", selfCores));
         o.append(fmt("| application server | %.2f |\n", serverCores));
         if (pgbenchWriter) {
-            o.append(fmt("| PostgreSQL (all its processes, pgbench's %d backends included) | %.2f |\n", intOpt("pgbench-clients", 32), pgCores));
+            o.append(fmt("| PostgreSQL (all its processes, pgbench's %d backends included) | %.2f |\n", intOpt("pgbench-clients", 8), pgCores));
             o.append(fmt("| pgbench (its own client process) | %.2f |\n", pgbenchCores));
         } else {
             o.append(fmt("| PostgreSQL (all its processes) | %.2f |\n", pgCores));
