@@ -53,18 +53,8 @@ while (($#)); do
   esac
 done
 
-APT_UPDATED=0
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "$* missing and no apt-get to install it; install it by hand"
-  [[ $(id -u) -eq 0 ]] || die "$* missing; installing it needs root (apt-get install -y $*)"
-  if ((APT_UPDATED == 0)); then
-    say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    APT_UPDATED=1
-  fi
-  say "installing $* (missing)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# shellcheck source=install.sh
+source "$BENCH_DIR/install.sh"
 
 # Java 17+ -------------------------------------------------------------------------------------------
 if ! command -v java >/dev/null 2>&1; then
@@ -102,32 +92,13 @@ if ((HELP == 0)); then
   fi
 
   # pgbench --------------------------------------------------------------------------------------------
-  find_pgbench() {
-    local p
-    for p in $(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -t/ -k5 -n -r); do
-      [[ -x "$p" ]] && { echo "$p"; return; }
-    done
-    if command -v pgbench >/dev/null 2>&1 && pgbench --version >/dev/null 2>&1; then command -v pgbench; fi
-  }
-  PGBENCH="$(find_pgbench)"
   # The load-balanced run and the history run have no SQL-only phase.
-  [[ "$SUBCOMMAND" == lb || "$SUBCOMMAND" == history ]] && PGBENCH="${PGBENCH:-none}"
-  if [[ -z "$PGBENCH" ]]; then
-    apt_install postgresql-client
+  if [[ "$SUBCOMMAND" == lb || "$SUBCOMMAND" == history ]]; then
     PGBENCH="$(find_pgbench)"
+    PGBENCH="${PGBENCH:-none}"
+  else
+    ensure_pgbench
   fi
-  if [[ -z "$PGBENCH" ]]; then
-    # Debian 12 ships pgbench in the server package (postgresql-15), not the client. Its install must not
-    # create and start a cluster of its own: this harness runs its own server.
-    CLIENT_MAJOR=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
-    [[ -n "$CLIENT_MAJOR" ]] || die "could not find the PostgreSQL client version to install pgbench for"
-    mkdir -p /etc/postgresql-common/createcluster.d
-    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/paystream-bench.conf
-    say "pgbench is in postgresql-$CLIENT_MAJOR on this system; installing it without creating a cluster"
-    apt_install "postgresql-$CLIENT_MAJOR"
-    PGBENCH="$(find_pgbench)"
-  fi
-  [[ -n "$PGBENCH" ]] || die "pgbench could not be installed"
   PASS+=(--pgbench "$PGBENCH")
 
   # The application jar --------------------------------------------------------------------------------

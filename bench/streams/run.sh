@@ -154,47 +154,14 @@ if [[ ! -f "$CLIENT_JAR" ]] || [[ -n "$(find "$HERE/src" "$HERE/pom.xml" -newer 
   "$ROOT/mvnw" -B -q -f "$HERE/pom.xml" -DskipTests package
 fi
 
-# The pgbench writer: pgbench (found and, only when missing, installed as bench/run.sh does) and the
+# The pgbench writer: pgbench (found and, only when missing, installed by bench/install.sh) and the
 # main benchmark's jar, whose pgbench-script subcommand generates the transfer script from the sources.
 PGBENCH=""
 PGBENCH_DESC=""
 if [[ "$WRITER" == pgbench ]]; then
-  find_pgbench() {
-    local p
-    for p in $(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -t/ -k5 -n -r); do
-      [[ -x "$p" ]] && { echo "$p"; return; }
-    done
-    if command -v pgbench >/dev/null 2>&1 && pgbench --version >/dev/null 2>&1; then command -v pgbench; fi
-  }
-  APT_UPDATED=0
-  apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "$* missing and no apt-get to install it; install it by hand"
-    [[ $(id -u) -eq 0 ]] || die "$* missing; installing it needs root (apt-get install -y $*)"
-    if ((APT_UPDATED == 0)); then
-      say "apt-get update"
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      APT_UPDATED=1
-    fi
-    say "installing $* (missing)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-  }
-  PGBENCH="$(find_pgbench)"
-  if [[ -z "$PGBENCH" ]]; then
-    apt_install postgresql-client
-    PGBENCH="$(find_pgbench)"
-  fi
-  if [[ -z "$PGBENCH" ]]; then
-    # Debian 12 ships pgbench in the server package (postgresql-15), not the client. Its install must not
-    # create and start a cluster of its own: this script runs its own server.
-    CLIENT_MAJOR=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
-    [[ -n "$CLIENT_MAJOR" ]] || die "could not find the PostgreSQL client version to install pgbench for"
-    mkdir -p /etc/postgresql-common/createcluster.d
-    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/paystream-bench.conf
-    say "pgbench is in postgresql-$CLIENT_MAJOR on this system; installing it without creating a cluster"
-    apt_install "postgresql-$CLIENT_MAJOR"
-    PGBENCH="$(find_pgbench)"
-  fi
-  [[ -n "$PGBENCH" ]] || die "pgbench could not be installed"
+  # shellcheck source=../install.sh
+  source "$ROOT/bench/install.sh"
+  ensure_pgbench
   PGBENCH_DESC="$("$PGBENCH" --version) ($PGBENCH)"
   say "pgbench: $PGBENCH_DESC"
   BENCH_JAR="$ROOT/bench/target/paystream-bench.jar"
