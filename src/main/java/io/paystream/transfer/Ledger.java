@@ -419,12 +419,8 @@ class Ledger {
      */
     Mono<List<AccountRow>> lockAccounts(Collection<UUID> ids, String worldCurrency) {
         return Mono.deferContextual(context -> {
-            context.<Set<Object>>getOrEmpty(NAMED).ifPresent(named -> {
-                named.addAll(ids);
-                if (worldCurrency != null) {
-                    named.add(Contention.world(worldCurrency));
-                }
-            });
+            context.<Set<Object>>getOrEmpty(NAMED)
+                    .ifPresent(named -> named.addAll(new Locks(ids, worldCurrency).contentionKeys()));
             boolean locking = context.<Boolean>getOrDefault(LOCKING, pessimistic);
             return selectAccounts(locking ? LOCK_ACCOUNTS : SELECT_ACCOUNTS, ids, worldCurrency);
         });
