@@ -4,6 +4,8 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
+import java.util.function.Function;
 
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -201,24 +203,13 @@ class LedgerMetrics {
      * its failure (after rollback); cancelled if it was abandoned before either.
      */
     <T> Mono<T> transaction(Mono<T> attempt) {
-        return Mono.defer(() -> {
-            long startNanos = System.nanoTime();
-            // The first of answer, failure or cancel decides: a cancel after the answer changes nothing.
-            AtomicBoolean recorded = new AtomicBoolean();
-            java.util.function.Consumer<String> stop = outcome -> {
-                if (recorded.compareAndSet(false, true)) {
-                    transactionTimer(outcome).record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
-                }
-            };
-            return attempt.doOnSuccess(result -> stop.accept("committed"))
-                    .doOnError(failure -> stop.accept("rolled_back"))
-                    .doOnCancel(() -> stop.accept(CANCELLED));
-        });
+        return timed(attempt, ending -> transactionTimer(ending.outcome));
     }
 
     /** Times one locking SELECT: mostly the wait for the rows' current holders to commit. */
     <T> Mono<T> lockWait(String what, Mono<T> lockingSelect) {
-        return timed(lockingSelect, lockWaitTimer(what));
+        Timer timer = lockWaitTimer(what);
+        return timed(lockingSelect, ending -> timer);
     }
 
     private Timer transactionTimer(String outcome) {
@@ -240,20 +231,34 @@ class LedgerMetrics {
                 .register(registry);
     }
 
+    /** How timed work ended, as a transaction's outcome tag. */
+    private enum Ending {
+        ANSWERED("committed"), FAILED("rolled_back"), CANCELLED(LedgerMetrics.CANCELLED);
+
+        final String outcome;
+
+        Ending(String outcome) {
+            this.outcome = outcome;
+        }
+    }
+
     /**
-     * Records once, when the work ends or is cancelled: before its end reaches the subscriber (not
-     * after, as doFinally would), so whoever saw it end also sees it counted.
+     * Records once, on the timer for how the work ended: the first of answer, failure or cancel
+     * decides (a cancel after the answer changes nothing), and before the end reaches the subscriber
+     * (not after, as doFinally would), so whoever saw it end also sees it counted.
      */
-    private static <T> Mono<T> timed(Mono<T> work, Timer timer) {
+    private static <T> Mono<T> timed(Mono<T> work, Function<Ending, Timer> timer) {
         return Mono.defer(() -> {
             long startNanos = System.nanoTime();
             AtomicBoolean recorded = new AtomicBoolean();
-            Runnable record = () -> {
+            Consumer<Ending> stop = ending -> {
                 if (recorded.compareAndSet(false, true)) {
-                    timer.record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
+                    timer.apply(ending).record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
                 }
             };
-            return work.doOnTerminate(record).doOnCancel(record);
+            return work.doOnSuccess(result -> stop.accept(Ending.ANSWERED))
+                    .doOnError(failure -> stop.accept(Ending.FAILED))
+                    .doOnCancel(() -> stop.accept(Ending.CANCELLED));
         });
     }
 }
