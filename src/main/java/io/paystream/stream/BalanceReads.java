@@ -1,6 +1,5 @@
 package io.paystream.stream;
 
-import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
 import java.util.UUID;
@@ -70,16 +69,17 @@ class BalanceReads implements BalanceHub.Reader, DisposableBean {
      * one shared pool of 10, deliveries stalled for whole seconds behind queued transfer batches), and
      * a storm of reconnecting streams must not starve the movements.
      */
-    BalanceReads(R2dbcProperties properties, @Value("${paystream.streams.db-pool-max-size}") int maxSize,
-            @Value("${spring.r2dbc.pool.max-acquire-time}") Duration maxAcquireTime) {
+    BalanceReads(R2dbcProperties properties, @Value("${paystream.streams.db-pool-max-size}") int maxSize) {
+        // Sized on its own; its times are the application pool's (spring.r2dbc.pool.*).
+        R2dbcProperties.Pool times = properties.getPool();
         this.pool = new ConnectionPool(ConnectionPoolConfiguration.builder(StreamConnections.factory(properties, APPLICATION_NAME))
                 .name(APPLICATION_NAME)
                 .initialSize(1)
                 .maxSize(maxSize)
-                .maxAcquireTime(maxAcquireTime)
-                .maxCreateConnectionTime(Duration.ofSeconds(5))
-                .maxIdleTime(Duration.ofMinutes(10))
-                .maxLifeTime(Duration.ofMinutes(30))
+                .maxAcquireTime(times.getMaxAcquireTime())
+                .maxCreateConnectionTime(times.getMaxCreateConnectionTime())
+                .maxIdleTime(times.getMaxIdleTime())
+                .maxLifeTime(times.getMaxLifeTime())
                 .build());
         this.db = DatabaseClient.create(pool);
     }
