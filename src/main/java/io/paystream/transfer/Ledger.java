@@ -265,7 +265,7 @@ class Ledger {
      * locked in one statement, and the unit gets the locked rows. One round trip less per movement.
      */
     Mono<StoredResponse> run(IdempotencyKey key, String path, Locks locks, Function<List<AccountRow>, Mono<Reply>> work) {
-        return attempts(transactions, locks.contentionKeys(), locking -> claimAndLock(key, locks, locking)
+        return attempts(transactions, locks::contentionKeys, locking -> claimAndLock(key, locks, locking)
                 .flatMap(claim -> claim.refusalOrReplay() != null ? claim.refusalOrReplay()
                         : execute(key, path, () -> work.apply(claim.accounts()))));
     }
@@ -313,13 +313,13 @@ class Ledger {
 
     private Mono<StoredResponse> run(TransactionalOperator operator, IdempotencyKey key, String path,
             Supplier<Mono<Reply>> work) {
-        return attempts(operator, List.of(), locking -> idempotencyKeys.claim(key)
+        return attempts(operator, List::of, locking -> idempotencyKeys.claim(key)
                 .switchIfEmpty(Mono.defer(() -> execute(key, path, work))));
     }
 
     /** Runs one unit of work that answers no client (the hold expiry sweeper), with the same frame. */
     <T> Mono<T> runInternal(Supplier<Mono<T>> work) {
-        return attempts(transactions, List.of(), locking -> Mono.defer(work));
+        return attempts(transactions, List::of, locking -> Mono.defer(work));
     }
 
     /**
@@ -336,36 +336,46 @@ class Ledger {
      * UNIQUE(account_id, version) refuses a second successor of any head, so a stale read can only lose
      * and run again, in either mode.
      */
-    private <T> Mono<T> attempts(TransactionalOperator operator, Collection<Object> named,
+    private <T> Mono<T> attempts(TransactionalOperator operator, Supplier<Collection<Object>> named,
             Function<Boolean, Mono<T>> unit) {
-        boolean mayEscalate = operator != lockingTransactions; // optimistic units only
+        // defer: every retry builds a fresh unit and so runs in a fresh transaction.
+        if (operator == lockingTransactions) { // pessimistic, or a unit that always locks: nothing to escalate
+            return Mono.defer(() -> attempt(lockingTransactions, true, unit, null)).retryWhen(retry);
+        }
+        Collection<Object> upFront = named.get();
         // Every account the unit named, up front or when it locked them (lockAccounts adds its own).
         Set<Object> accounts = ConcurrentHashMap.newKeySet();
-        accounts.addAll(named);
+        accounts.addAll(upFront);
         AtomicBoolean escalated = new AtomicBoolean();
-        // defer: every retry builds a fresh unit and so runs in a fresh transaction.
         return Mono.defer(() -> {
-            if (mayEscalate && !escalated.get() && contention.anyContended(named)) {
+            if (!escalated.get() && contention.anyContended(upFront)) {
                 escalated.set(true);
                 metrics.escalated(LedgerMetrics.Escalation.REMEMBERED);
             }
-            boolean locking = !mayEscalate || escalated.get();
-            if (mayEscalate && locking) {
+            boolean locking = escalated.get();
+            if (locking) {
                 contention.stillBusy(accounts);
             }
-            Set<UUID> touched = ConcurrentHashMap.newKeySet();
-            TransactionalOperator attempt = locking ? lockingTransactions : operator;
-            return metrics.transaction(attempt.transactional(unit.apply(locking).timeout(properties.attemptTimeout())))
-                    .contextWrite(Context.of(TOUCHED, touched, LOCKING, locking, NAMED, accounts))
-                    .doOnSuccess(result -> balanceChanges.committed(touched));
+            return attempt(locking ? lockingTransactions : operator, locking, unit, accounts);
         }).doOnError(failure -> {
-            if (mayEscalate && LedgerRetry.isLostRace(failure)) {
+            if (LedgerRetry.isLostRace(failure)) {
                 contention.lostRace(accounts);
                 if (!escalated.getAndSet(true)) {
                     metrics.escalated(LedgerMetrics.Escalation.LOST_RACE);
                 }
             }
         }).retryWhen(retry);
+    }
+
+    /** One attempt: one transaction; {@code named} collects the accounts it names (null: nobody asks). */
+    private <T> Mono<T> attempt(TransactionalOperator operator, boolean locking, Function<Boolean, Mono<T>> unit,
+            Set<Object> named) {
+        Set<UUID> touched = ConcurrentHashMap.newKeySet();
+        Context context = named == null ? Context.of(TOUCHED, touched, LOCKING, locking)
+                : Context.of(TOUCHED, touched, LOCKING, locking, NAMED, named);
+        return metrics.transaction(operator.transactional(unit.apply(locking).timeout(properties.attemptTimeout())))
+                .contextWrite(context)
+                .doOnSuccess(result -> balanceChanges.committed(touched));
     }
 
     /** Where the current attempt collects the accounts whose balance rows it wrote. */
