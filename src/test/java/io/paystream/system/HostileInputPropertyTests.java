@@ -1504,8 +1504,15 @@ class HostileInputPropertyTests {
             String token = authorization.get().replaceFirst("^Bearer ", "");
             // A bare valid key is garbage as an Authorization header but a valid access_token: not garbage here.
             Assume.that(!token.equals(TestAuthentication.ADMIN_KEY));
-            expect(send(request.target(request.target() + "?access_token=" + percentEncode(
-                    new String(token.getBytes(StandardCharsets.ISO_8859_1), StandardCharsets.UTF_8)))), 401, "unauthorized");
+            String target = request.target() + "?access_token=" + percentEncode(
+                    new String(token.getBytes(StandardCharsets.ISO_8859_1), StandardCharsets.UTF_8));
+            if (HostileResponses.requestLineTooLong(request.method(), target)) {
+                // A token this long makes the request line longer than Netty takes: its codec answers
+                // 414 before any application code runs (the known limitation HostileResponses counts).
+                expect(send(request.target(target)), 414);
+                return;
+            }
+            expect(send(request.target(target)), 401, "unauthorized");
             return;
         }
         if (authorization.isPresent()) {

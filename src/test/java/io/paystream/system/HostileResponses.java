@@ -36,6 +36,11 @@ final class HostileResponses {
     static final int NETTY_MAX_INITIAL_LINE = 4096;
     static final int NETTY_MAX_HEADER_BYTES = 8192;
 
+    /** Whether Netty's codec refuses this request line (414) before any application code sees it. */
+    static boolean requestLineTooLong(String method, String target) {
+        return method.length() + 1 + target.length() + " HTTP/1.1".length() > NETTY_MAX_INITIAL_LINE;
+    }
+
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
     /** Markers of internals; SQL ones are matched case-insensitively. */
@@ -111,8 +116,7 @@ final class HostileResponses {
         String body = response.bodyText();
         boolean head = "HEAD".equals(request.method());
         if (response.status() >= 400) {
-            int requestLine = request.method().length() + 1 + request.target().length() + " HTTP/1.1".length();
-            boolean oversize = requestLine > NETTY_MAX_INITIAL_LINE
+            boolean oversize = requestLineTooLong(request.method(), request.target())
                     || request.headSize(exchange.port()) > NETTY_MAX_HEADER_BYTES;
             if (response.body().length == 0 && oversize) {
                 // Known limitation: Netty refuses an oversized request line or header section itself
