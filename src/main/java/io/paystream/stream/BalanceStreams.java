@@ -88,11 +88,11 @@ class BalanceStreams implements SmartLifecycle {
      * current balance first), then each change as it commits.
      */
     Mono<Flux<ServerSentEvent<String>>> open(UUID accountId, Long after, Caller caller) {
-        // One statement: whether the caller may watch, and the head the stream starts from. Through a
-        // future, so the stream (which lives for up to an hour) keeps only the answer: a reactive chain
-        // would keep the whole query (its parsed SQL and result metadata, about 10 KB) referenced from
-        // the subscription until the stream ends.
-        return Mono.defer(() -> Mono.fromFuture(reads.open(accountId).toFuture()))
+        // One read (shared with the other streams opening now): whether the caller may watch, and the
+        // head the stream starts from. Through a future, so the stream (which lives for up to an hour)
+        // keeps only the answer: a reactive chain would keep the whole query (its parsed SQL and result
+        // metadata, about 10 KB) referenced from the subscription until the stream ends.
+        return Mono.fromFuture(() -> reads.open(accountId))
                 .filter(opening -> "user".equals(opening.kind()) && caller.owns(opening.ownerId()) || caller.isAdmin())
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.ACCOUNT_NOT_FOUND, "No account " + accountId)))
                 .map(opening -> {
