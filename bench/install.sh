@@ -45,3 +45,29 @@ ensure_pgbench() {
   fi
   [[ -n "$PGBENCH" ]] || die "pgbench could not be installed"
 }
+
+# The Java major of the production image: BP_JVM_VERSION in pom.xml (the buildpack's JRE).
+image_java_major() {
+  sed -n 's:.*<BP_JVM_VERSION>\([0-9]*\)</BP_JVM_VERSION>.*:\1:p' "$1/pom.xml" | head -1
+}
+
+# Sets APP_JAVA to a java executable of the image's Java major, so that the application is measured on
+# the JVM it runs on in production: the one on the PATH if it is that major, else one under
+# /usr/lib/jvm, else (with a warning) the one on the PATH. Takes the project directory.
+ensure_app_java() {
+  local major candidate found_major
+  major="$(image_java_major "$1")"
+  APP_JAVA="$(command -v java)"
+  [[ -n "$major" ]] || return 0
+  for candidate in "$APP_JAVA" /usr/lib/jvm/*/bin/java; do
+    [[ -x "$candidate" ]] || continue
+    found_major=$("$candidate" -XshowSettings:properties -version 2>&1 \
+      | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')
+    if [[ "$found_major" == "$major" ]]; then
+      APP_JAVA="$candidate"
+      return 0
+    fi
+  done
+  say "warning: no Java $major (the image's, BP_JVM_VERSION in pom.xml) found on the PATH or under /usr/lib/jvm;" \
+    "the application runs on $("$APP_JAVA" --version 2>/dev/null | head -1)"
+}

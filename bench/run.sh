@@ -39,6 +39,7 @@ WORKDIR=""
 KEEP=0
 BUILD_APP=0
 APP_JAR=""
+APP_JAVA=""
 DB_URL=""
 HELP=0
 while (($#)); do
@@ -48,6 +49,7 @@ while (($#)); do
     --build-app) BUILD_APP=1; shift ;;
     --app-jar) APP_JAR="${2:?--app-jar needs a path}"; PASS+=("$1" "$2"); shift 2 ;;
     --db-url) DB_URL="${2:?--db-url needs a URL}"; PASS+=("$1" "$2"); shift 2 ;;
+    --app-java) APP_JAVA="${2:?--app-java needs a java executable}"; shift 2 ;;
     --help|-h) HELP=1; PASS+=("$1"); shift ;;
     *) PASS+=("$1"); shift ;;
   esac
@@ -100,6 +102,10 @@ if ((HELP == 0)); then
     ensure_pgbench
   fi
   PASS+=(--pgbench "$PGBENCH")
+
+  # The application's Java: the image's, when this machine has it ----------------------------------------
+  [[ -n "$APP_JAVA" ]] || ensure_app_java "$ROOT"
+  PASS+=(--app-java "$APP_JAVA")
 
   # The application jar --------------------------------------------------------------------------------
   # Built from a snapshot of the current sources (src/main, db, pom.xml) into bench/target/app, so that

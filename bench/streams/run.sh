@@ -78,7 +78,16 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 say "load average before: $LOAD_BEFORE"
 
 command -v java >/dev/null || die "java (17+) is needed"
-for tool in unzip tar xz curl jcmd; do command -v "$tool" >/dev/null || die "$tool is needed"; done
+for tool in unzip tar xz curl; do command -v "$tool" >/dev/null || die "$tool is needed"; done
+# shellcheck source=../install.sh
+source "$ROOT/bench/install.sh"
+# The server runs on the image's Java (BP_JVM_VERSION in pom.xml) when this machine has it; the heap
+# is read with that JDK's jcmd.
+ensure_app_java "$ROOT"
+export STREAMS_JCMD="$(dirname "$APP_JAVA")/jcmd"
+[[ -x "$STREAMS_JCMD" ]] || die "no jcmd beside $APP_JAVA (a JDK is needed, not a JRE)"
+APP_JAVA_DESC="$("$APP_JAVA" --version 2>/dev/null | head -1)"
+say "the server runs on $APP_JAVA_DESC ($APP_JAVA)"
 
 # File descriptors: every stream is one socket in the client and one in the server.
 HARD_FD="$(ulimit -Hn)"
@@ -159,8 +168,6 @@ fi
 PGBENCH=""
 PGBENCH_DESC=""
 if [[ "$WRITER" == pgbench ]]; then
-  # shellcheck source=../install.sh
-  source "$ROOT/bench/install.sh"
   ensure_pgbench
   PGBENCH_DESC="$("$PGBENCH" --version) ($PGBENCH)"
   say "pgbench: $PGBENCH_DESC"
@@ -254,7 +261,7 @@ env SERVER_PORT="$APP_PORT" \
   PAYSTREAM_RATE_LIMIT_PER_SECOND=0 \
   PAYSTREAM_STREAMS_PER_CLIENT=20000 PAYSTREAM_STREAMS_PER_REPLICA=20000 \
   ${DB_POOL:+PAYSTREAM_DB_POOL_MAX_SIZE=$DB_POOL} \
-  java -Xmx512m -XX:+UseG1GC ${STREAMS_APP_JVM_OPTS:-} -jar "$WORK/app.jar" >"$WORK/app.log" 2>&1 &
+  "$APP_JAVA" -Xmx512m -XX:+UseG1GC ${STREAMS_APP_JVM_OPTS:-} -jar "$WORK/app.jar" >"$WORK/app.log" 2>&1 &
 APP_PID=$!
 for i in $(seq 1 180); do
   kill -0 "$APP_PID" 2>/dev/null || { tail -40 "$WORK/app.log"; die "the application exited"; }
@@ -298,7 +305,7 @@ java $CLIENT_OPTS -jar "$CLIENT_JAR" \
   --server-pid "$APP_PID" --postgres-pid "$PG_PID" --app-log "$WORK/app.log" \
   --load-before "$LOAD_BEFORE" --fd-limit "$FD_LIMIT / $(awk '/Max open files/ {print $4}' /proc/$APP_PID/limits)" \
   --command-line "$COMMAND_LINE" \
-  --server-desc "1 replica, java -Xmx512m -XX:+UseG1GC, R2DBC pool max ${DB_POOL:-10 (default)}, rate limit off, stream limits 20000" \
+  --server-desc "1 replica, $APP_JAVA_DESC, java -Xmx512m -XX:+UseG1GC, R2DBC pool max ${DB_POOL:-10 (default)}, rate limit off, stream limits 20000" \
   --postgres-desc "$PG_VERSION (embedded binaries), max_connections=200, otherwise defaults (fsync on)" \
   --app-desc "$( [[ -n "${APP_JAR_GIVEN:-}" ]] && echo "given jar $APP_JAR" || echo "$SOURCE_DESC")" \
   --client-desc "java $CLIENT_OPTS, Reactor Netty HttpClient" \

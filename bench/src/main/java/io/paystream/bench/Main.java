@@ -54,7 +54,7 @@ public final class Main {
             Path jar = c.workDir.resolve("app.jar");
             Files.copy(c.appJar, jar, StandardCopyOption.REPLACE_EXISTING);
             db = c.dbUrl != null ? Postgres.external(c) : Postgres.embedded(c.workDir);
-            app = new App(jar, c.workDir, db, c.appJvmOpts, c.rateLimit);
+            app = new App(jar, c.appJava, c.workDir, db, c.appJvmOpts, c.rateLimit);
             Postgres finalDb = db;
             App finalApp = app;
             Thread cleanup = new Thread(() -> {

@@ -269,7 +269,8 @@ final class Report {
         md.append("- Machine: ").append(machine.get("cpus")).append(" CPUs, ").append(machine.get("cpuModel")).append(", ")
                 .append(machine.get("memory")).append(" RAM, ").append(machine.get("os")).append(", kernel ")
                 .append(machine.get("kernel")).append('\n');
-        md.append("- Java: ").append(machine.get("java")).append(" (application and load generator)\n");
+        md.append("- Java: ").append(machine.get("appJava")).append(" for the application; ").append(machine.get("java"))
+                .append(" for the load generator\n");
         md.append("- PostgreSQL ").append(machine.get("postgres")).append(": fsync=on, synchronous_commit=on, "
                 + "shared_buffers=256MB, max_connections=200, pg_stat_statements loaded; 127.0.0.1 only\n");
         md.append("- pgbench: ").append(machine.get("pgbench")).append(", `-M prepared -c ").append(c.clients)

@@ -900,8 +900,10 @@ public final class StreamBench {
         if (serverPid <= 0) {
             return m;
         }
-        exec(30, "jcmd", Long.toString(serverPid), "GC.run");
-        String info = exec(30, "jcmd", Long.toString(serverPid), "GC.heap_info");
+        // The server's own JDK's jcmd (run.sh sets it): the server may run on another Java than this client.
+        String jcmd = System.getenv().getOrDefault("STREAMS_JCMD", "jcmd");
+        exec(30, jcmd, Long.toString(serverPid), "GC.run");
+        String info = exec(30, jcmd, Long.toString(serverPid), "GC.heap_info");
         m.heapInfo = info.strip();
         Matcher hm = Pattern.compile("total (?:reserved )?(\\d+)K, (?:committed (\\d+)K, )?used (\\d+)K").matcher(info);
         if (hm.find()) {
