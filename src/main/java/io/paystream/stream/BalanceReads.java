@@ -121,7 +121,7 @@ class BalanceReads implements BalanceHub.Reader, DisposableBean {
         pool.dispose();
     }
 
-    /** An opening waiting for its read: null when there is no such account. */
+    /** An opening waiting for its read; its answer is null when there is no such account. */
     private record WaitingOpen(UUID accountId, CompletableFuture<Opening> answer) {
     }
 

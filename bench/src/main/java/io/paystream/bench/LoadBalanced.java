@@ -72,7 +72,7 @@ final class LoadBalanced {
               --max-transfers N       upper bound of transfers per client (default 200000)
               --ready-timeout S       longest wait for a started replica's /readyz 200; past it the
                                       rolling restart stops and the run fails (default 300)
-              --app-jvm-opts "..."    JVM options for the replicas (default none)
+              --app-jvm-opts "..."    JVM options for the replicas (default: a production pod's, as for the benchmark)
               --app-java PATH         the java executable of the replicas (default: as for the benchmark)
               --results DIR           where results go (default bench/results)
               --keep-workdir          keep the work directory (logs of every replica, nginx's logs)
@@ -141,7 +141,7 @@ final class LoadBalanced {
                     number(v, "drain", 3, 0, 60), number(v, "settle", 5, 0, 600), number(v, "tail", 15, 0, 600),
                     number(v, "max-traffic", 600, 10, 3_000), number(v, "transfer-budget", 60, 5, 600),
                     number(v, "max-transfers", 200_000, 1, 10_000_000), number(v, "ready-timeout", 300, 10, 1_800),
-                    v.getOrDefault("app-jvm-opts", ""),
+                    v.getOrDefault("app-jvm-opts", Config.POD_JVM_OPTS),
                     v.containsKey("app-java") ? Path.of(v.get("app-java")) : App.ownJava(), project,
                     Path.of(v.get("workdir")).toAbsolutePath(),
                     Path.of(v.getOrDefault("results", project.resolve("bench/results").toString())).toAbsolutePath(),
