@@ -1,13 +1,20 @@
 package io.paystream.system;
 
+import org.springframework.beans.factory.annotation.Value;
+import org.springframework.boot.http.codec.CodecCustomizer;
 import org.springframework.boot.jackson.autoconfigure.JsonMapperBuilderCustomizer;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.core.Ordered;
+import org.springframework.core.annotation.Order;
+import org.springframework.http.codec.json.JacksonJsonDecoder;
+import org.springframework.util.unit.DataSize;
 import tools.jackson.core.StreamReadFeature;
 import tools.jackson.databind.DeserializationFeature;
 import tools.jackson.databind.MapperFeature;
 import tools.jackson.databind.cfg.CoercionAction;
 import tools.jackson.databind.cfg.CoercionInputShape;
+import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.type.LogicalType;
 
 /**
@@ -17,6 +24,18 @@ import tools.jackson.databind.type.LogicalType;
  */
 @Configuration(proxyBeanMethods = false)
 class JsonConfiguration {
+
+    /** Request bodies are checked to be UTF-8 before Jackson reads them (see the decoder for why). */
+    @Bean
+    @Order(Ordered.LOWEST_PRECEDENCE) // after Spring Boot's own Jackson codec customizer
+    CodecCustomizer utf8CheckedJson(JsonMapper json, @Value("${spring.http.codecs.max-in-memory-size}") DataSize maxBody) {
+        int maxBytes = Math.toIntExact(maxBody.toBytes());
+        return configurer -> {
+            JacksonJsonDecoder jackson = new JacksonJsonDecoder(json);
+            jackson.setMaxInMemorySize(maxBytes);
+            configurer.defaultCodecs().jacksonJsonDecoder(new Utf8CheckingJsonDecoder(jackson, maxBytes));
+        };
+    }
 
     @Bean
     JsonMapperBuilderCustomizer strictJson() {

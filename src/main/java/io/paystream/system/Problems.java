@@ -94,6 +94,9 @@ final class Problems {
     }
 
     private static ApiException classifyInput(ServerWebInputException input) {
+        if (find(input, Utf8CheckingJsonDecoder.InvalidUtf8Exception.class) != null) {
+            return new ApiException(Problem.MALFORMED_JSON, "The request body is not valid UTF-8");
+        }
         UnrecognizedPropertyException unknown = find(input, UnrecognizedPropertyException.class);
         if (unknown != null) {
             return new ApiException(Problem.UNKNOWN_FIELD, "Unknown field '" + safe(path(unknown)) + "'",

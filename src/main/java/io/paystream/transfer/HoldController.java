@@ -7,6 +7,7 @@ import io.paystream.idempotency.IdempotencyKeys;
 import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
+import io.paystream.system.OptionalBody;
 import io.paystream.system.Problem;
 import io.paystream.transfer.LedgerMetrics.Movement;
 import io.swagger.v3.oas.annotations.Operation;
@@ -63,7 +64,7 @@ class HoldController {
     Mono<ResponseEntity<byte[]>> capture(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody(required = false) CaptureRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        CaptureRequest capture = request == null ? new CaptureRequest(null) : request;
+        CaptureRequest capture = OptionalBody.orWhenAbsent(request, http, () -> new CaptureRequest(null));
         return metrics.movement(Movement.CAPTURE, Mono.defer(() -> ledger.run(keys.keyOf(key, http, capture, caller), http.getPath().value(),
                         () -> holds.capture(id, capture, caller).map(hold -> new Ledger.Reply(200, null, hold)))))
                 .map(StoredResponse::toResponseEntity);

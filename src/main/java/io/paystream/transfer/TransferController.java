@@ -7,6 +7,7 @@ import io.paystream.idempotency.IdempotencyKeys;
 import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
+import io.paystream.system.OptionalBody;
 import io.paystream.system.Problem;
 import io.paystream.transfer.LedgerMetrics.Movement;
 import io.swagger.v3.oas.annotations.Operation;
@@ -99,7 +100,7 @@ class TransferController {
     Mono<ResponseEntity<byte[]>> reverse(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @PathVariable UUID id, @Valid @RequestBody(required = false) ReversalRequest request, ServerHttpRequest http,
             @AuthenticationPrincipal Caller caller) {
-        ReversalRequest reversal = request == null ? new ReversalRequest(null) : request;
+        ReversalRequest reversal = OptionalBody.orWhenAbsent(request, http, () -> new ReversalRequest(null));
         return created(Movement.REVERSAL, key, http, reversal, caller, () -> transfers.reverse(id, reversal, caller));
     }
 

@@ -152,6 +152,37 @@ class LifecycleApiIntegrationTests {
     }
 
     @Test
+    void aCaptureWithABrokenBodyIsRefusedAndCapturesNothing() {
+        UUID from = account("EUR");
+        UUID to = account("EUR");
+        deposit(from, 1_000);
+        Map<String, Object> hold = json(post("/v1/holds", "hold-3", holdBody(from, to, 1)).expectStatus().isCreated());
+        String capture = "/v1/holds/" + hold.get("id") + "/capture";
+        // A truncated body, not JSON at all, invalid UTF-8 (0xFF) inside a field name (once read as
+        // "amount", a name seen before): each refused, and nothing captured.
+        byte[] invalidUtf8 = {'{', '"', 'a', 'm', 'o', 'u', (byte) 0xFF, 'n', 't', '"', ':', '1', '}'};
+        problem(post(capture, "cap-broken-2", "{\"amount\":"), 400, "malformed_json");
+        problem(post(capture, "cap-broken-3", "amount=1"), 400, "malformed_json");
+        problem(post(capture, "cap-broken-4", "null"), 400, "malformed_json");
+        problem(post(capture, "cap-broken-5", "  "), 400, "malformed_json");
+        problem(web.post().uri(capture).header("Idempotency-Key", "cap-broken-1").contentType(MediaType.APPLICATION_JSON)
+                .bodyValue(invalidUtf8).exchange(), 400, "malformed_json");
+        web.get().uri("/v1/holds/{id}", hold.get("id")).exchange().expectStatus().isOk()
+                .expectBody().jsonPath("$.status").isEqualTo("pending");
+        assertThat(balance(to)).isZero();
+
+        // The same for a reversal, which without a body reverses all that is left.
+        Map<String, Object> transfer = json(post("/v1/transfers", "rev-t-1", "{\"fromAccountId\":\"" + from
+                + "\",\"toAccountId\":\"" + to + "\",\"amount\":100,\"currency\":\"EUR\"}").expectStatus().isCreated());
+        problem(web.post().uri("/v1/transfers/" + transfer.get("id") + "/reversals").header("Idempotency-Key", "rev-broken-1")
+                .contentType(MediaType.APPLICATION_JSON).bodyValue(invalidUtf8).exchange(), 400, "malformed_json");
+        assertThat(balance(to)).isEqualTo(100);
+        // And no body at all still means "all".
+        json(post(capture, "cap-all", "").expectStatus().isOk());
+        assertThat(balance(to)).isEqualTo(101);
+    }
+
+    @Test
     void holdsAreValidated() {
         UUID from = account("EUR");
         UUID to = account("EUR");
