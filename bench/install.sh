@@ -46,6 +46,11 @@ ensure_pgbench() {
   [[ -n "$PGBENCH" ]] || die "pgbench could not be installed"
 }
 
+# The Java major version of a java executable ("17", "25"), or nothing if it does not run.
+java_major() {
+  "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p'
+}
+
 # The Java major of the production image: BP_JVM_VERSION in pom.xml (the buildpack's JRE).
 image_java_major() {
   sed -n 's:.*<BP_JVM_VERSION>\([0-9]*\)</BP_JVM_VERSION>.*:\1:p' "$1/pom.xml" | head -1
@@ -55,15 +60,13 @@ image_java_major() {
 # the JVM it runs on in production: the one on the PATH if it is that major, else one under
 # /usr/lib/jvm, else (with a warning) the one on the PATH. Takes the project directory.
 ensure_app_java() {
-  local major candidate found_major
+  local major candidate
   major="$(image_java_major "$1")"
   APP_JAVA="$(command -v java)"
   [[ -n "$major" ]] || return 0
   for candidate in "$APP_JAVA" /usr/lib/jvm/*/bin/java; do
     [[ -x "$candidate" ]] || continue
-    found_major=$("$candidate" -XshowSettings:properties -version 2>&1 \
-      | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')
-    if [[ "$found_major" == "$major" ]]; then
+    if [[ "$(java_major "$candidate")" == "$major" ]]; then
       APP_JAVA="$candidate"
       return 0
     fi

@@ -62,7 +62,7 @@ source "$BENCH_DIR/install.sh"
 if ! command -v java >/dev/null 2>&1; then
   apt_install openjdk-17-jdk-headless
 fi
-JAVA_MAJOR=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')
+JAVA_MAJOR=$(java_major java)
 [[ "${JAVA_MAJOR:-0}" -ge 17 ]] || die "Java 17 or newer is needed (found ${JAVA_MAJOR:-none})"
 
 if ((HELP == 0)); then
