@@ -14,7 +14,6 @@ import java.util.concurrent.atomic.AtomicLong;
 
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
-
 import io.r2dbc.pool.ConnectionPool;
 import io.r2dbc.pool.ConnectionPoolConfiguration;
 import io.r2dbc.spi.Readable;

@@ -29,11 +29,10 @@ class JsonConfiguration {
     @Bean
     @Order(Ordered.LOWEST_PRECEDENCE) // after Spring Boot's own Jackson codec customizer
     CodecCustomizer utf8CheckedJson(JsonMapper json, @Value("${spring.http.codecs.max-in-memory-size}") DataSize maxBody) {
-        int maxBytes = Math.toIntExact(maxBody.toBytes());
         return configurer -> {
             JacksonJsonDecoder jackson = new JacksonJsonDecoder(json);
-            jackson.setMaxInMemorySize(maxBytes);
-            configurer.defaultCodecs().jacksonJsonDecoder(new Utf8CheckingJsonDecoder(jackson, maxBytes));
+            jackson.setMaxInMemorySize(Math.toIntExact(maxBody.toBytes()));
+            configurer.defaultCodecs().jacksonJsonDecoder(new Utf8CheckingJsonDecoder(jackson));
         };
     }
 

@@ -24,7 +24,7 @@ import reactor.core.publisher.Mono;
  * name against the names it has seen before, and a name holding an invalid byte was taken for one of
  * them: {@code {"amou\xFFnt":1}} read as {@code {"amount":1}} once "amount" had been seen, so a
  * corrupted body moved money. Invalid UTF-8 anywhere is now a malformed body (400), before Jackson
- * reads it. The body is joined first, bounded by the codecs' in-memory limit as Jackson's is.
+ * reads it. The body is joined first, bounded by the Jackson decoder's own in-memory limit.
  */
 final class Utf8CheckingJsonDecoder implements Decoder<Object> {
 
@@ -36,11 +36,9 @@ final class Utf8CheckingJsonDecoder implements Decoder<Object> {
     }
 
     private final JacksonJsonDecoder jackson;
-    private final int maxBytes;
 
-    Utf8CheckingJsonDecoder(JacksonJsonDecoder jackson, int maxBytes) {
+    Utf8CheckingJsonDecoder(JacksonJsonDecoder jackson) {
         this.jackson = jackson;
-        this.maxBytes = maxBytes;
     }
 
     @Override
@@ -77,7 +75,7 @@ final class Utf8CheckingJsonDecoder implements Decoder<Object> {
     }
 
     private Mono<DataBuffer> joined(Publisher<DataBuffer> input) {
-        return DataBufferUtils.join(input, maxBytes).map(Utf8CheckingJsonDecoder::checked);
+        return DataBufferUtils.join(input, jackson.getMaxInMemorySize()).map(Utf8CheckingJsonDecoder::checked);
     }
 
     private static DataBuffer checked(DataBuffer buffer) {
