@@ -3,7 +3,8 @@
 #
 #   bench/streams/run.sh [--duration S] [--warmup S] [--rate N] [--accounts N] [--streams-per-account N]
 #                        [--open-rate N] [--max-in-flight N] [--batch N] [--db-pool N] [--source worktree|head]
-#                        [--writer api|pgbench] [--pgbench-clients N] [--out FILE] [--app-jar PATH] [--keep-workdir]
+#                        [--writer api|pgbench] [--pgbench-clients N] [--pgbench-batch K] [--out FILE] [--app-jar PATH]
+#                        [--keep-workdir]
 #
 # Starts its own PostgreSQL (the binaries of the embedded-postgres jar the project already depends on)
 # and one application instance with -Xmx512m, both on 127.0.0.1 in a work directory under /tmp; opens
@@ -11,7 +12,8 @@
 # rate; writes bench/streams/RESULTS.md (or --out FILE); stops everything it started, also on failure or Ctrl-C.
 # --writer api (default): the changes go through this replica's API. --writer pgbench: pgbench commits them
 # with the application's transfer transaction and announces them as another replica would; this replica
-# only serves the streams (--pgbench-clients, default 8, with -j 2).
+# only serves the streams (--pgbench-clients, default 8, with -j 2); --pgbench-batch K (default 1) commits the
+# changes as transfer batches of K, the transaction of POST /v1/transfer-batches, instead of single transfers.
 # Exit status: 0 all targets met, 3 a target missed, anything else the run itself failed.
 set -euo pipefail
 
@@ -40,6 +42,8 @@ SOURCE=worktree
 KEEP=0
 WRITER=api
 PGBENCH_CLIENTS=8
+PGBENCH_BATCH=1
+SERVER_GC="-XX:+UseG1GC"
 OUT="$HERE/RESULTS.md"
 while (($#)); do
   case "$1" in
@@ -56,17 +60,20 @@ while (($#)); do
     --source) SOURCE="${2:?}"; shift 2 ;;
     --writer) WRITER="${2:?}"; shift 2 ;;
     --pgbench-clients) PGBENCH_CLIENTS="${2:?}"; shift 2 ;;
+    --pgbench-batch) PGBENCH_BATCH="${2:?}"; shift 2 ;;
+    --server-gc) SERVER_GC="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --keep-workdir) KEEP=1; shift ;;
     -h|--help) sed -n '2,15p' "$HERE/run.sh"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-for n in "$DURATION" "$WARMUP" "$RATE" "$ACCOUNTS" "$PER_ACCOUNT" "$OPEN_RATE" "$MAX_IN_FLIGHT" "$BATCH" "$PGBENCH_CLIENTS"; do
+for n in "$DURATION" "$WARMUP" "$RATE" "$ACCOUNTS" "$PER_ACCOUNT" "$OPEN_RATE" "$MAX_IN_FLIGHT" "$BATCH" "$PGBENCH_CLIENTS" "$PGBENCH_BATCH"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"
 done
 [[ "$WRITER" == api || "$WRITER" == pgbench ]] || die "--writer is api or pgbench"
 ((PGBENCH_CLIENTS >= 1 && PGBENCH_CLIENTS <= 64)) || die "--pgbench-clients is 1 to 64"
+((PGBENCH_BATCH >= 1 && PGBENCH_BATCH <= 100)) || die "--pgbench-batch is 1 to 100"
 # --out is relative to the directory the script was started from.
 [[ "$OUT" == /* ]] || OUT="$CALLER_DIR/$OUT"
 [[ -d "$(dirname "$OUT")" ]] || die "no directory for --out $OUT"
@@ -252,7 +259,7 @@ PG_PID="$(head -1 "$WORK/db/postmaster.pid")"
 
 ADMIN_KEY="psk_$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
 cp "$APP_JAR" "$WORK/app.jar"
-say "starting the application on 127.0.0.1:$APP_PORT (-Xmx512m -XX:+UseG1GC)"
+say "starting the application on 127.0.0.1:$APP_PORT (-Xmx512m $SERVER_GC)"
 env SERVER_PORT="$APP_PORT" \
   SPRING_R2DBC_URL="r2dbc:postgresql://127.0.0.1:$PG_PORT/postgres" \
   SPRING_R2DBC_USERNAME=postgres SPRING_R2DBC_PASSWORD=postgres \
@@ -261,7 +268,7 @@ env SERVER_PORT="$APP_PORT" \
   PAYSTREAM_RATE_LIMIT_PER_SECOND=0 \
   PAYSTREAM_STREAMS_PER_CLIENT=20000 PAYSTREAM_STREAMS_PER_REPLICA=20000 \
   ${DB_POOL:+PAYSTREAM_DB_POOL_MAX_SIZE=$DB_POOL} \
-  "$APP_JAVA" -Xmx512m -XX:+UseG1GC ${STREAMS_APP_JVM_OPTS:-} -jar "$WORK/app.jar" >"$WORK/app.log" 2>&1 &
+  "$APP_JAVA" -Xmx512m $SERVER_GC ${STREAMS_APP_JVM_OPTS:-} -jar "$WORK/app.jar" >"$WORK/app.log" 2>&1 &
 APP_PID=$!
 for i in $(seq 1 180); do
   kill -0 "$APP_PID" 2>/dev/null || { tail -40 "$WORK/app.log"; die "the application exited"; }
@@ -287,11 +294,11 @@ if [[ "$WRITER" == pgbench ]]; then
   esac
   [[ -n "${APP_JAR_GIVEN:-}" ]] && SQL_DESC+=" (the application jar was given: check it was built from the same sources)"
   java -jar "$BENCH_JAR" pgbench-script --project-dir "$SQL_SRC" --mode pessimistic --accounts "$ACCOUNTS" --announce \
-    --out "$WORK/pgbench/transfer-announce.sql" || die "could not generate the pgbench script"
+    --batch "$PGBENCH_BATCH" --out "$WORK/pgbench/transfer-announce.sql" || die "could not generate the pgbench script"
   say "pgbench script: $WORK/pgbench/transfer-announce.sql (from $SQL_DESC)"
   WRITER_ARGS=(--pgbench "$PGBENCH" --pgbench-desc "$PGBENCH_DESC" --pgbench-script "$WORK/pgbench/transfer-announce.sql"
-    --pgbench-script-desc "$SQL_DESC; Ledger.java, IdempotencyKeys.java, BalanceListener.java; pessimistic mode, the application's default"
-    --pgbench-clients "$PGBENCH_CLIENTS" --pgbench-threads 2 --pgbench-dir "$WORK/pgbench" --pgbench-pid-file "$PGBENCH_PID_FILE"
+    --pgbench-script-desc "$SQL_DESC; Ledger.java, IdempotencyKeys.java, $( ((PGBENCH_BATCH > 1)) && echo 'TransferRepository.java, ')BalanceListener.java; $( ((PGBENCH_BATCH > 1)) && echo "transfer batches of $PGBENCH_BATCH, always with row locks" || echo "pessimistic mode, the application's default")"
+    --pgbench-clients "$PGBENCH_CLIENTS" --pgbench-batch "$PGBENCH_BATCH" --pgbench-threads 2 --pgbench-dir "$WORK/pgbench" --pgbench-pid-file "$PGBENCH_PID_FILE"
     --pg-host 127.0.0.1 --pg-port "$PG_PORT" --pg-database postgres)
 fi
 
@@ -305,7 +312,7 @@ java $CLIENT_OPTS -jar "$CLIENT_JAR" \
   --server-pid "$APP_PID" --postgres-pid "$PG_PID" --app-log "$WORK/app.log" \
   --load-before "$LOAD_BEFORE" --fd-limit "$FD_LIMIT / $(awk '/Max open files/ {print $4}' /proc/$APP_PID/limits)" \
   --command-line "$COMMAND_LINE" \
-  --server-desc "1 replica, $APP_JAVA_DESC, java -Xmx512m -XX:+UseG1GC, R2DBC pool max ${DB_POOL:-10 (default)}, rate limit off, stream limits 20000" \
+  --server-desc "1 replica, $APP_JAVA_DESC, java -Xmx512m $SERVER_GC, R2DBC pool max ${DB_POOL:-10 (default)}, rate limit off, stream limits 20000" \
   --postgres-desc "$PG_VERSION (embedded binaries), max_connections=200, otherwise defaults (fsync on)" \
   --app-desc "$( [[ -n "${APP_JAR_GIVEN:-}" ]] && echo "given jar $APP_JAR" || echo "$SOURCE_DESC")" \
   --client-desc "java $CLIENT_OPTS, Reactor Netty HttpClient" \

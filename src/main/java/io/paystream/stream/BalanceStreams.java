@@ -11,6 +11,8 @@ import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import com.github.benmanes.caffeine.cache.LoadingCache;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.context.SmartLifecycle;
 import org.springframework.http.codec.ServerSentEvent;
@@ -45,6 +47,22 @@ class BalanceStreams implements SmartLifecycle {
      */
     static final int ENCODED_EVENTS = 10_000;
 
+    /**
+     * The heap one open stream holds, with a margin: with 10,000 streams open, the stream benchmark
+     * (bench/streams) measured 350 MB of heap in use after a full collection, the server's own
+     * included, so 35 KB a stream.
+     */
+    static final long HEAP_PER_STREAM_BYTES = 40 * 1024;
+
+    /**
+     * Streams may fill at most this share of the heap. The rest is the server's own, its requests', and
+     * the collector's room to work: a heap nearly full of live streams is collected over and over (the
+     * serial collector a production pod gets stalled seconds at a time at 417 of 512 MB live).
+     */
+    static final double STREAM_HEAP_SHARE = 0.5;
+
+    private static final Logger log = LoggerFactory.getLogger(BalanceStreams.class);
+
     private final BalanceReads reads;
     private final BalanceHub hub;
     private final Duration heartbeat;
@@ -74,13 +92,34 @@ class BalanceStreams implements SmartLifecycle {
         this.retryHint = retryHint;
         this.maxLifetime = maxLifetime;
         this.maxPerClient = maxPerClient;
-        this.maxTotal = maxTotal;
+        if (maxTotal < 0) {
+            throw new IllegalArgumentException("paystream.streams.max-per-replica is 0 (fit the heap) or more, not " + maxTotal);
+        }
+        long heap = Runtime.getRuntime().maxMemory();
+        int fitting = fittingStreams(heap);
+        if (maxTotal > fitting) {
+            log.warn("paystream.streams.max-per-replica={} streams need about {} MB of heap, more than {}% of the {} MB "
+                    + "this JVM may use: a replica full of streams would spend its time collecting garbage, or run out "
+                    + "of memory. Lower PAYSTREAM_STREAMS_PER_REPLICA (0 picks {} for this heap) or give the JVM more memory.",
+                    maxTotal, maxTotal * HEAP_PER_STREAM_BYTES >> 20, Math.round(STREAM_HEAP_SHARE * 100), heap >> 20, fitting);
+        }
+        this.maxTotal = maxTotal > 0 ? maxTotal : fitting;
         this.encoded = Caffeine.newBuilder()
                 .weakKeys()
                 .maximumSize(ENCODED_EVENTS)
                 .executor(Runnable::run) // its bookkeeping is tiny; no hop to another pool
                 .build(event -> ServerSentEvent.builder(json.writeValueAsString(event))
                         .event("balance").id(Long.toString(event.version())).build());
+    }
+
+    /** How many streams fit in {@link #STREAM_HEAP_SHARE} of a heap of {@code maxHeapBytes}: the limit when none is set. */
+    static int fittingStreams(long maxHeapBytes) {
+        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, (long) (maxHeapBytes * STREAM_HEAP_SHARE) / HEAP_PER_STREAM_BYTES));
+    }
+
+    /** Streams this replica holds at most. */
+    int maxTotal() {
+        return maxTotal;
     }
 
     /**

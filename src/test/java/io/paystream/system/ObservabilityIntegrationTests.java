@@ -151,6 +151,26 @@ class ObservabilityIntegrationTests {
         assertThat(sum(metrics, "r2dbc_pool_max_allocated_connections", Map.of())).isEqualTo(10);
     }
 
+    /**
+     * A balance stream lasts up to an hour: it is not observed as an HTTP request (its observation
+     * would stay in the heap as long as the stream), while every other request is.
+     */
+    @Test
+    void balanceStreamsAreNotObservedAsRequests() {
+        UUID account = account();
+        admin.get().uri("/v1/accounts/" + account + "/balance/stream").accept(MediaType.TEXT_EVENT_STREAM)
+                .exchange().expectStatus().isOk().returnResult(String.class).getResponseBody().take(1)
+                .blockLast(Duration.ofSeconds(30));
+        // A refused stream ends at once: observed, it would be recorded at once.
+        admin.get().uri("/v1/accounts/" + UUID.randomUUID() + "/balance/stream").accept(MediaType.TEXT_EVENT_STREAM)
+                .exchange().expectStatus().isNotFound();
+        admin.get().uri("/v1/accounts/" + account + "/balance").exchange().expectStatus().isOk();
+
+        String metrics = scrape();
+        assertThat(metrics).contains("http_server_requests_seconds_count{").contains("uri=\"/v1/accounts/{id}/balance\"")
+                .doesNotContain("/balance/stream");
+    }
+
     // Request ids, logs and traces ------------------------------------------------------------------
 
     @Test

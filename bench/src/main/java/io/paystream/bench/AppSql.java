@@ -23,6 +23,7 @@ final class AppSql {
 
     static final String LEDGER = "src/main/java/io/paystream/transfer/Ledger.java";
     static final String IDEMPOTENCY = "src/main/java/io/paystream/idempotency/IdempotencyKeys.java";
+    static final String TRANSFERS = "src/main/java/io/paystream/transfer/TransferRepository.java";
 
     /** The SQL type each named parameter is bound with by the application for a transfer; "NULL ..." when bound as null. */
     static final Map<String, String> PARAMETER_TYPES = Map.ofEntries(
@@ -57,24 +58,32 @@ final class AppSql {
     final String checkAndPost;
     final String claim;
     final String record;
+    /** A batch's statements: {@code Ledger.SELECT_ACCOUNTS} (lock clause not yet added) and {@code TransferRepository.HEADS}. */
+    final String selectAccounts;
+    final String heads;
 
-    private AppSql(String claimAndSelectAccounts, String lockClause, String checkAndPost, String claim, String record) {
+    private AppSql(String claimAndSelectAccounts, String lockClause, String checkAndPost, String claim, String record,
+            String selectAccounts, String heads) {
         this.claimAndSelectAccounts = claimAndSelectAccounts;
         this.lockClause = lockClause;
         this.checkAndPost = checkAndPost;
         this.claim = claim;
         this.record = record;
+        this.selectAccounts = selectAccounts;
+        this.heads = heads;
     }
 
     static AppSql load(Path projectDir) throws IOException {
         String ledger = Files.readString(projectDir.resolve(LEDGER), StandardCharsets.UTF_8);
         String keys = Files.readString(projectDir.resolve(IDEMPOTENCY), StandardCharsets.UTF_8);
+        String transfers = Files.readString(projectDir.resolve(TRANSFERS), StandardCharsets.UTF_8);
         String claim = textBlock(keys, "CLAIM", IDEMPOTENCY);
         // As Ledger's constructor fills it in: the claim as a subquery, then the lock clause (left as %s).
         String claimAndSelect = textBlock(ledger, "CLAIM_AND_SELECT_ACCOUNTS", LEDGER)
                 .formatted("(" + claim + ")", "%s");
         return new AppSql(claimAndSelect, stringLiteral(ledger, "LOCK_CLAUSE", LEDGER),
-                textBlock(ledger, "CHECK_AND_POST", LEDGER), claim, textBlock(keys, "RECORD", IDEMPOTENCY));
+                textBlock(ledger, "CHECK_AND_POST", LEDGER), claim, textBlock(keys, "RECORD", IDEMPOTENCY),
+                textBlock(ledger, "SELECT_ACCOUNTS", LEDGER), textBlock(transfers, "HEADS", TRANSFERS));
     }
 
     /** The value of {@code NAME = """...""";}, with the compiler's indentation stripping and escapes. */

@@ -82,6 +82,8 @@ public final class StreamBench {
      */
     private final String writer;
     private final boolean pgbenchWriter;
+    /** Transfers per pgbench transaction: 1, or a transfer batch of that many. */
+    private final int pgbenchBatch;
 
     // ---- state -------------------------------------------------------------------------------------
     private final List<String> accountIds = new ArrayList<>();
@@ -148,6 +150,10 @@ public final class StreamBench {
             throw new IllegalArgumentException("--writer is api or pgbench");
         }
         this.pgbenchWriter = writer.equals("pgbench");
+        this.pgbenchBatch = intOpt("pgbench-batch", 1);
+        if (pgbenchBatch < 1 || pgbenchBatch > 100) {
+            throw new IllegalArgumentException("--pgbench-batch is 1 to 100 transfers");
+        }
         if (pgbenchWriter) {
             required("pgbench");
             required("pgbench-script");
@@ -474,6 +480,7 @@ public final class StreamBench {
         int clients = intOpt("pgbench-clients", 8);
         int threads = Math.min(clients, intOpt("pgbench-threads", 2));
         double transfersPerSecond = changeRate / 2.0;
+        double transactionsPerSecond = transfersPerSecond / pgbenchBatch;
         int seconds = warmupSeconds + measureSeconds;
         // pgbench writes on for TAIL_SECONDS after the measured window: the window closes (and its CPU is
         // read) while pgbench and its backends are still at work, not while they shut down.
@@ -485,9 +492,9 @@ public final class StreamBench {
         PgbenchWriter w = new PgbenchWriter(required("pgbench"), opts.getOrDefault("pg-host", "127.0.0.1"),
                 intOpt("pg-port", 5432), opts.getOrDefault("jdbc-user", "postgres"), opts.getOrDefault("pg-database", "postgres"),
                 Path.of(required("pgbench-script")), Path.of(opts.getOrDefault("pgbench-dir", "pgbench")), clients, threads,
-                transfersPerSecond, pgbenchSeconds, pgbenchMajor);
-        say("driving %d balance changes/s for %d s warm-up + %d s measured: pgbench, %.1f transfers/s (open loop, -R), %d clients, %d threads",
-                changeRate, warmupSeconds, measureSeconds, transfersPerSecond, clients, threads);
+                transactionsPerSecond, pgbenchSeconds, pgbenchMajor);
+        say("driving %d balance changes/s for %d s warm-up + %d s measured: pgbench, %.1f transfers/s in transactions of %d (%.1f/s, open loop, -R), %d clients, %d threads",
+                changeRate, warmupSeconds, measureSeconds, transfersPerSecond, pgbenchBatch, transactionsPerSecond, clients, threads);
         say("pgbench: %s", String.join(" ", w.command));
         Drive d = new Drive();
         long driveStart = System.nanoTime();
@@ -905,12 +912,20 @@ public final class StreamBench {
         exec(30, jcmd, Long.toString(serverPid), "GC.run");
         String info = exec(30, jcmd, Long.toString(serverPid), "GC.heap_info");
         m.heapInfo = info.strip();
+        // G1 prints one line for its heap; the serial and parallel collectors one per generation: add them up.
         Matcher hm = Pattern.compile("total (?:reserved )?(\\d+)K, (?:committed (\\d+)K, )?used (\\d+)K").matcher(info);
-        if (hm.find()) {
+        long committedK = 0;
+        long usedK = 0;
+        boolean found = false;
+        while (hm.find()) {
             long total = Long.parseLong(hm.group(1));
-            long committed = hm.group(2) != null ? Long.parseLong(hm.group(2)) : total;
-            m.heapCommittedMb = committed / 1024.0;
-            m.heapUsedAfterGcMb = Long.parseLong(hm.group(3)) / 1024.0;
+            committedK += hm.group(2) != null ? Long.parseLong(hm.group(2)) : total;
+            usedK += Long.parseLong(hm.group(3));
+            found = true;
+        }
+        if (found) {
+            m.heapCommittedMb = committedK / 1024.0;
+            m.heapUsedAfterGcMb = usedK / 1024.0;
         }
         String status = read(Path.of("/proc/" + serverPid + "/status"));
         Matcher rss = Pattern.compile("VmRSS:\\s+(\\d+) kB").matcher(status);
@@ -1105,8 +1120,9 @@ public final class StreamBench {
                 ? fmt("%.1f MB used after a full GC (all streams open)", r.idle.heapUsedAfterGcMb)
                 : fmt("not shown: %.1f MB used after a full GC with only %d of %d streams open", r.idle.heapUsedAfterGcMb, r.openStreams, r.totalStreams), heapOk));
         o.append(row("change rate", changeRate + "/s", pgbenchWriter
-                ? fmt("%.1f/s committed by pgbench in the measured window (counted in the database); pgbench %.1f transfers/s over its run, %d failed, exit %d%s",
-                        rateAchieved, pg.tps, pg.failed, pg.exitCode, pg.killed ? " (killed)" : "")
+                ? fmt("%.1f/s committed by pgbench in the measured window (counted in the database); pgbench %.1f transfers/s over its run%s, %d failed, exit %d%s",
+                        rateAchieved, pg.tps * pgbenchBatch, pgbenchBatch == 1 ? "" : " in batches of " + pgbenchBatch, pg.failed,
+                        pg.exitCode, pg.killed ? " (killed)" : "")
                 : fmt("%.1f/s sent in the measured window, %d failed, %d skipped", rateAchieved, depositsFailed.sum(), depositsSkipped.sum()), rateOk));
         o.append(row("change-to-watcher latency", "p99 <= " + (long) p99TargetMs + " ms", fmt("p99 %.1f ms", p99), latencyOk));
         o.append(row("every change reaches every watcher", "missing 0, no duplicate/reorder", fmt("missing %d on open streams (+%d on %d ended/failed streams), extra %d, duplicate/reordered %d, gaps %d", r.missing, r.lostWithEndedStreams, r.endedStreams, r.extra, duplicatesOrReordered.sum(), gaps.sum()), completeOk));
@@ -1133,6 +1149,8 @@ public final class StreamBench {
         if (pgbenchWriter) {
             o.append("| plan | ").append(accounts).append(" accounts x ").append(perAccount).append(" streams, opened at ").append(openRate)
                     .append("/s; pgbench transfers of 1 to 100 between two random accounts (2 balance changes each), ")
+                    .append(pgbenchBatch == 1 ? "one per transaction, " : "in transfer batches of " + pgbenchBatch + " (the transaction of `POST /v1/transfer-batches`, "
+                            + fmt("%.1f", changeRate / 2.0 / pgbenchBatch) + " batches/s), ")
                     .append(fmt("%.1f", changeRate / 2.0)).append(" transfers/s = ").append(changeRate)
                     .append(" balance changes/s (open loop, `-R`), ").append(warmupSeconds).append(" s warm-up + ").append(measureSeconds)
                     .append(" s measured + ").append(PGBENCH_TAIL_SECONDS).append(" s more writes (not measured), then up to ")
@@ -1298,7 +1316,12 @@ public final class StreamBench {
         o.append("| pgbench | ").append(opts.getOrDefault("pgbench-desc", "?")).append(" |\n");
         o.append("| command | `").append(w == null ? "?" : String.join(" ", w.command)).append("` |\n");
         o.append("| exit status | ").append(pg.exitCode).append(pg.killed ? " (killed: it overran -T by 60 s)" : "").append(" |\n");
-        o.append(fmt("| transfers/s achieved over its run (pgbench's tps, without connection time) | %.1f (target %.1f) |\n", pg.tps, changeRate / 2.0));
+        if (pgbenchBatch == 1) {
+            o.append(fmt("| transfers/s achieved over its run (pgbench's tps, without connection time) | %.1f (target %.1f) |\n", pg.tps, changeRate / 2.0));
+        } else {
+            o.append(fmt("| batches of %d transfers/s achieved over its run (pgbench's tps, without connection time) | %.1f (target %.1f), %.1f transfers/s |\n",
+                    pgbenchBatch, pg.tps, changeRate / 2.0 / pgbenchBatch, pg.tps * pgbenchBatch));
+        }
         o.append(fmt("| transactions processed / failed / retried | %d / %d / %d |\n", pg.processed, pg.failed, pg.retried));
         o.append("| clients aborted | ").append(pg.abortedClients).append(" |\n");
         o.append(fmt("| latency average / stddev (pgbench's summary; from each transaction's scheduled start, schedule lag included) | %.3f / %.3f ms |\n",
@@ -1307,7 +1330,7 @@ public final class StreamBench {
         o.append(fmt("| initial connection time | %.3f ms |\n", pg.connectMs));
         Histogram lat = pg.windowLatency;
         Histogram lag = pg.windowLag;
-        o.append(fmt("| measured window, from its per-transaction log: transfers completed / failed | %d / %d |\n", pg.windowCompleted, pg.windowFailed));
+        o.append(fmt("| measured window, from its per-transaction log: transactions completed / failed | %d / %d |\n", pg.windowCompleted, pg.windowFailed));
         o.append(fmt("| measured window: transaction latency p50 / p99 / p99.9 / max | %.1f / %.1f / %.1f / %.1f ms |\n",
                 lat.getValueAtPercentile(50) / 1000.0, lat.getValueAtPercentile(99) / 1000.0, lat.getValueAtPercentile(99.9) / 1000.0,
                 lat.getMaxValue() / 1000.0));
