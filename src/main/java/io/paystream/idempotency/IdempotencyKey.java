@@ -37,7 +37,7 @@ public record IdempotencyKey(String scope, String key, byte[] fingerprint) {
     }
 
     /** The 64-bit advisory lock that marks this key as in flight for the length of a transaction. */
-    long advisoryLockId() {
+    public long advisoryLockId() {
         MessageDigest sha256 = sha256();
         sha256.update(scope.getBytes(StandardCharsets.UTF_8));
         sha256.update((byte) 0);

@@ -98,18 +98,23 @@ public class IdempotencyKeys {
          * refuse (409 in flight elsewhere, 422 key reused).
          */
         public Mono<StoredResponse> resolve(IdempotencyKey key) {
+            return Mono.fromCallable(() -> resolveNow(key));
+        }
+
+        /** {@link #resolve}, answered at once: null (run it), the stored response, or the refusal thrown. */
+        public StoredResponse resolveNow(IdempotencyKey key) {
             if (!claimed) {
-                return Mono.error(new ApiException(Problem.IDEMPOTENCY_REQUEST_IN_PROGRESS,
-                        "A request with this Idempotency-Key is still in progress; retry shortly"));
+                throw new ApiException(Problem.IDEMPOTENCY_REQUEST_IN_PROGRESS,
+                        "A request with this Idempotency-Key is still in progress; retry shortly");
             }
             if (fingerprint == null) {
-                return Mono.empty();
+                return null;
             }
             if (!MessageDigest.isEqual(fingerprint, key.fingerprint())) {
-                return Mono.error(new ApiException(Problem.IDEMPOTENCY_KEY_REUSED,
-                        "This Idempotency-Key was already used for a different request"));
+                throw new ApiException(Problem.IDEMPOTENCY_KEY_REUSED,
+                        "This Idempotency-Key was already used for a different request");
             }
-            return Mono.just(new StoredResponse(status, location, body, true));
+            return new StoredResponse(status, location, body, true);
         }
     }
 

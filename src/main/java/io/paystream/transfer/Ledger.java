@@ -67,6 +67,9 @@ import tools.jackson.databind.json.JsonMapper;
  * <p>The whole unit, not a statement inside it, is retried on 40001, 40P01 and the unique keys that
  * mean "lost a race" ({@link LedgerRetry}). Each attempt is a new transaction; a failed one is rolled
  * back whole.
+ *
+ * <p>Transfers that arrive together share one transaction, each with its own outcome: the same steps,
+ * for many at once ({@link TransferGroups}, run by {@link #runGroup}).
  */
 @Service
 class Ledger {
@@ -315,6 +318,15 @@ class Ledger {
             Supplier<Mono<Reply>> work) {
         return attempts(operator, List::of, locking -> idempotencyKeys.claim(key)
                 .switchIfEmpty(Mono.defer(() -> execute(key, path, work))));
+    }
+
+    /**
+     * Runs a unit that writes many chains for many clients at once (a group of transfers,
+     * {@link TransferGroups}): always with row locks at READ COMMITTED, whatever the mode, each attempt
+     * one transaction, retried whole, announced once committed. The unit claims its own keys.
+     */
+    <T> Mono<T> runGroup(Supplier<Mono<T>> unit) {
+        return attempts(lockingTransactions, List::of, locking -> Mono.defer(unit));
     }
 
     /** Runs one unit of work that answers no client (the hold expiry sweeper), with the same frame. */

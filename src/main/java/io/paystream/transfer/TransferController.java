@@ -41,10 +41,12 @@ class TransferController {
     private final TransferRepository repository;
     private final IdempotencyKeys keys;
     private final LedgerMetrics metrics;
+    private final TransferGroups groups;
 
     TransferController(Ledger ledger, Transfers transfers, TransferRepository repository, IdempotencyKeys keys,
-            LedgerMetrics metrics) {
+            LedgerMetrics metrics, TransferGroups groups) {
         this.metrics = metrics;
+        this.groups = groups;
         this.ledger = ledger;
         this.transfers = transfers;
         this.repository = repository;
@@ -58,6 +60,11 @@ class TransferController {
             produces = MediaType.APPLICATION_JSON_VALUE)
     Mono<ResponseEntity<byte[]>> transfer(@RequestHeader(name = IdempotencyKey.HEADER, required = false) String key,
             @Valid @RequestBody TransferRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
+        if (groups.enabled()) { // many transfers to a transaction, each with its own outcome
+            return metrics.movement(Movement.TRANSFER, Mono.defer(() -> groups.submit(keys.keyOf(key, http, request, caller),
+                            http.getPath().value(), request, caller)))
+                    .map(StoredResponse::toResponseEntity);
+        }
         return created(Movement.TRANSFER, key, http, request, caller, () -> Transfers.locks(request),
                 accounts -> transfers.transfer(request, caller, accounts));
     }
