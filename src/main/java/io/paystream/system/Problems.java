@@ -31,7 +31,7 @@ import tools.jackson.databind.exc.UnrecognizedPropertyException;
  * detail written here, never the exception's own message (which can carry SQL, class names or parts
  * of the request). Only a failure nobody anticipated becomes a 500, with a generic body.
  */
-final class Problems {
+public final class Problems {
 
     private Problems() {
     }
@@ -134,7 +134,7 @@ final class Problems {
      * answered with a SQLSTATE, the SQLSTATE decides (the driver files SQLSTATEs it does not know
      * under its "resource" exception classes, so the class alone would misfile a bug as an outage).
      */
-    static boolean isDatabaseUnavailable(Throwable failure) {
+    public static boolean isDatabaseUnavailable(Throwable failure) {
         io.r2dbc.spi.R2dbcException r2dbc = find(failure, io.r2dbc.spi.R2dbcException.class);
         if (r2dbc != null && r2dbc.getSqlState() != null && !r2dbc.getSqlState().isEmpty()) {
             String state = r2dbc.getSqlState();

@@ -22,6 +22,7 @@ import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
 import io.paystream.system.ProblemExceptionHandler;
+import io.paystream.system.Problems;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.annotation.Value;
@@ -282,17 +283,19 @@ class TransferGroups {
                     }
                     // Not a race (those were retried) and not an answer: something about one transfer the
                     // checks here did not foresee. Each runs again on its own, so it fails alone.
-                    log.warn("A group of {} transfers failed ({}); running each on its own", group.size(), failure.toString());
+                    log.warn("A group of {} transfers failed ({}, SQLSTATE {}); running each on its own", group.size(),
+                            failure.getClass().getSimpleName(), LedgerRetry.sqlState(failure).orElse("none"));
                     group.forEach(m -> alone(m).subscribe(m.result()::tryEmitValue, m.result()::tryEmitError));
                     return Mono.empty();
                 });
     }
 
-    /** Failures every member would get alone as well: retries exhausted, timeouts, the database gone. */
+    /**
+     * Failures each member would get alone as well, answered to all of them: retries exhausted, and
+     * the database unavailable (pool exhausted, connection lost, a unit past its time).
+     */
     private static boolean isAnswer(Throwable failure) {
-        return failure instanceof ApiException || failure instanceof java.util.concurrent.TimeoutException
-                || failure instanceof io.r2dbc.spi.R2dbcNonTransientResourceException
-                || failure instanceof io.r2dbc.spi.R2dbcTransientResourceException;
+        return failure instanceof ApiException || Problems.isDatabaseUnavailable(failure);
     }
 
     /** One transfer through the single-movement path. */

@@ -147,6 +147,41 @@ class TransferGroupsIntegrationTests {
         assertThat(accounts.stream().mapToLong(audit::balanceOf).sum()).isEqualTo(40_000);
     }
 
+    @Test
+    void aTransferTheDatabaseRefusesFailsAloneAndTheRestOfItsGroupIsApplied() {
+        UUID source = burst.account("EUR");
+        burst.deposit(source, 1000, "EUR");
+        UUID payee = burst.account("EUR");
+        // A rule only the database knows (nothing in the application checks it), so a group holding
+        // this transfer fails as a whole, in the database, after every check in Java passed.
+        db.sql("""
+                CREATE FUNCTION test_refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.description = 'boom' THEN
+                        RAISE EXCEPTION 'boom' USING ERRCODE = 'check_violation';
+                    END IF;
+                    RETURN NEW;
+                END $$""").then().block();
+        db.sql("CREATE TRIGGER test_refuse_boom BEFORE INSERT ON transactions FOR EACH ROW EXECUTE FUNCTION test_refuse_boom()")
+                .then().block();
+        try {
+            List<HttpResult> results = burst.post(60, 60, i -> new Burst.Call("/v1/transfers", Map.of(
+                    "fromAccountId", source.toString(), "toAccountId", payee.toString(), "amount", 10, "currency", "EUR",
+                    "description", i == 30 ? "boom" : "fine"), "boom-" + i), BURST_TIMEOUT);
+
+            assertThat(results.get(30).status()).isEqualTo(500);
+            assertThat(results.get(30).code()).isEqualTo("internal_error");
+            List<HttpResult> others = new java.util.ArrayList<>(results);
+            others.remove(30);
+            assertThat(others).allSatisfy(r -> assertThat(r.status()).isEqualTo(201));
+            assertThat(audit.balanceOf(payee)).isEqualTo(590);
+            audit.assertPresentExactlyOnce(ids(results));
+        } finally {
+            db.sql("DROP TRIGGER test_refuse_boom ON transactions").then().block();
+            db.sql("DROP FUNCTION test_refuse_boom()").then().block();
+        }
+    }
+
     private static List<UUID> ids(List<HttpResult> results) {
         return results.stream().filter(r -> r.status() == 201).map(r -> UUID.fromString((String) r.body().get("id")))
                 .toList();
