@@ -409,22 +409,14 @@ class TransferGroups {
     private Outcome decide(Member m, List<Ledger.AccountRow> accounts, Map<UUID, Chain> chains, Write write) {
         TransferRequest request = m.request();
         try {
-            if (request.fromAccountId().equals(request.toAccountId())) {
-                throw new ApiException(Problem.SAME_ACCOUNT, "A transfer needs two different accounts");
-            }
+            // The checks of a transfer alone, in its order: same account, whose accounts, then funds and bounds.
+            Transfers.requireDistinct(request);
             Ledger.AccountRow debit = Ledger.debitAccount(request.fromAccountId(), request.currency(), accounts, m.caller());
             Ledger.AccountRow credit = Ledger.creditAccount(request.toAccountId(), request.currency(), accounts, m.caller());
             Chain from = chains.get(debit.id());
             Chain to = chains.get(credit.id());
             long amount = request.amount();
-            if (!debit.allowNegative() && from.balance - amount - from.held < 0) {
-                throw Ledger.insufficientFunds(debit.id(), amount);
-            }
-            if (Math.abs(from.balance - amount) > Ledger.MAX_BALANCE_MAGNITUDE
-                    || Math.abs(to.balance + amount) > Ledger.MAX_BALANCE_MAGNITUDE) {
-                throw new ApiException(Problem.BALANCE_LIMIT_EXCEEDED,
-                        "This movement would take a balance beyond " + Ledger.MAX_BALANCE_MAGNITUDE + " minor units");
-            }
+            Transfers.check(debit, from.balance, from.held, to.balance, amount);
             UUID id = UUID.randomUUID();
             Map<String, String> metadata = request.metadata() == null ? Map.of() : request.metadata();
             from.version++;

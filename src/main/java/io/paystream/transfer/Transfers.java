@@ -163,20 +163,33 @@ class Transfers {
             Ledger.Posting posting = postings.get(i);
             long[] debit = state.get(posting.debit().id());
             long[] credit = state.get(posting.credit().id());
-            if (!posting.debit().allowNegative() && debit[0] - debit[1] < posting.amount()) {
-                throw Ledger.insufficientFunds(posting.debit().id(), posting.amount()).forItem(i);
-            }
-            if (credit[0] + posting.amount() > Ledger.MAX_BALANCE_MAGNITUDE) {
-                throw new ApiException(Problem.BALANCE_LIMIT_EXCEEDED,
-                        "This movement would take a balance beyond " + Ledger.MAX_BALANCE_MAGNITUDE + " minor units")
-                        .forItem(i);
+            try {
+                check(posting.debit(), debit[0], debit[1], credit[0], posting.amount());
+            } catch (ApiException refusal) {
+                throw refusal.forItem(i);
             }
             debit[0] -= posting.amount();
             credit[0] += posting.amount();
         }
     }
 
-    private static void requireDistinct(TransferRequest request) {
+    /**
+     * What CHECK_AND_POST's verdict decides in the database, for units that decide in Java on heads
+     * they locked (batches, groups): the debit's available funds ({@code balance - held}), unless it may
+     * go negative, and both balances within {@link Ledger#MAX_BALANCE_MAGNITUDE} afterwards.
+     */
+    static void check(Ledger.AccountRow debit, long debitBalance, long debitHeld, long creditBalance, long amount) {
+        if (!debit.allowNegative() && debitBalance - debitHeld < amount) {
+            throw Ledger.insufficientFunds(debit.id(), amount);
+        }
+        if (Math.abs(debitBalance - amount) > Ledger.MAX_BALANCE_MAGNITUDE
+                || Math.abs(creditBalance + amount) > Ledger.MAX_BALANCE_MAGNITUDE) {
+            throw new ApiException(Problem.BALANCE_LIMIT_EXCEEDED,
+                    "This movement would take a balance beyond " + Ledger.MAX_BALANCE_MAGNITUDE + " minor units");
+        }
+    }
+
+    static void requireDistinct(TransferRequest request) {
         if (request.fromAccountId().equals(request.toAccountId())) {
             throw new ApiException(Problem.SAME_ACCOUNT, "A transfer needs two different accounts");
         }
