@@ -36,8 +36,9 @@ import tools.jackson.databind.json.JsonMapper;
  * Transfers that arrive together commit together. While earlier transfers are in the database, the
  * ones arriving wait, and the next free slot takes all of them (up to {@link #maxPerTransaction}) into
  * one transaction: one statement claims every key and locks every account, one reads the heads, one
- * writes every transfer, its balance rows and every key's response. Four statements for the group
- * instead of three for each transfer. A transfer that arrives when a slot is free runs at once, alone,
+ * writes every transfer, its balance rows and every key's response. Three statements for the group
+ * instead of three for each transfer. At most {@code transfer-transactions-in-flight} groups are in
+ * the database at once. A transfer that arrives when a slot is free runs at once, alone,
  * so a quiet ledger adds no wait.
  *
  * <p>Each transfer keeps its own outcome. They are decided one by one, in arrival order, on the heads
@@ -58,11 +59,6 @@ class TransferGroups {
 
     private static final Logger log = LoggerFactory.getLogger(TransferGroups.class);
 
-    /**
-     * Groups in the database at once. Two cores cannot run more than a few transactions at a time; more
-     * slots would only make the groups smaller and take pool connections from the other endpoints.
-     */
-    static final int SLOTS = 4;
 
     /** Transfers waiting for a slot, at most; beyond that a transfer is refused with 503 at once. */
     static final int MAX_WAITING = 4096;
@@ -170,6 +166,12 @@ class TransferGroups {
     private final JsonMapper json;
     private final LedgerMetrics metrics;
     private final int maxPerTransaction;
+    /**
+     * Groups in the database at once. Each slot more makes the groups smaller, and a small group costs
+     * nearly what its transfers cost alone: on two cores one slot served the most transfers and had the
+     * shortest tails (bench/README.md). More slots let transfers pass a group that waits on a lock.
+     */
+    private final int slots;
     private final Queue<Member> waiting = new ConcurrentLinkedQueue<>();
     private final AtomicInteger waitingCount = new AtomicInteger();
     private final AtomicInteger running = new AtomicInteger();
@@ -177,11 +179,16 @@ class TransferGroups {
     private final AtomicLong groupedTransfers = new AtomicLong();
 
     TransferGroups(DatabaseClient db, Ledger ledger, Transfers transfers, JsonMapper json, LedgerMetrics metrics,
-            @Value("${paystream.ledger.max-transfers-per-transaction}") int maxPerTransaction) {
+            @Value("${paystream.ledger.max-transfers-per-transaction}") int maxPerTransaction,
+            @Value("${paystream.ledger.transfer-transactions-in-flight}") int slots) {
         if (maxPerTransaction < 1 || maxPerTransaction > 1000) {
             throw new IllegalArgumentException("paystream.ledger.max-transfers-per-transaction is 1 to 1000, not "
                     + maxPerTransaction);
         }
+        if (slots < 1 || slots > 1000) {
+            throw new IllegalArgumentException("paystream.ledger.transfer-transactions-in-flight is 1 to 1000, not " + slots);
+        }
+        this.slots = slots;
         this.db = db;
         this.ledger = ledger;
         this.transfers = transfers;
@@ -223,7 +230,7 @@ class TransferGroups {
     private void drain() {
         while (!waiting.isEmpty()) {
             int now = running.get();
-            if (now >= SLOTS) {
+            if (now >= slots) {
                 return; // the group ending next drains again
             }
             if (!running.compareAndSet(now, now + 1)) {
