@@ -28,6 +28,7 @@ import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.stereotype.Service;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import tools.jackson.databind.json.JsonMapper;
@@ -50,9 +51,12 @@ import tools.jackson.databind.json.JsonMapper;
  * <p>The database still checks everything a single transfer's statements check: the chain trigger
  * checks each new version against the one before it (several in a row for a busy account), the
  * double-entry trigger checks every transaction at commit, and UNIQUE(account_id, version) refuses a
- * stale head. A group that lost a race is retried whole, like any unit ({@link Ledger#runGroup}). A
- * group that fails for any other reason is not answered as a failure: each of its transfers runs again
- * on its own, through {@link Ledger#run}, so one transfer can never fail the others.
+ * stale head. A group that lost a race is retried whole, like any unit ({@link Ledger#runGroup}). When
+ * the database is unreachable every member gets the answer it would get alone; a group that fails for
+ * any other reason is not answered as a failure: each of its transfers runs again on its own, through
+ * {@link Ledger#run}, so one transfer can never fail the others. A transfer whose client went away
+ * while it waited is still decided with its group; alone it would have been rolled back. Either way it
+ * is applied at most once, and a retry with its key replays it.
  */
 @Service
 class TransferGroups {
@@ -288,21 +292,58 @@ class TransferGroups {
                         group.forEach(m -> m.result().tryEmitError(failure));
                         return Mono.empty();
                     }
-                    // Not a race (those were retried) and not an answer: something about one transfer the
-                    // checks here did not foresee. Each runs again on its own, so it fails alone.
+                    // Not a race that a retry won, and not an outage: something about one transfer (a rule
+                    // the checks here did not foresee, a lock wait on one account that ran out the time or
+                    // the retries). Each runs again on its own, so it fails alone; a few at a time, inside
+                    // this group's slot, since they share the pool with everything else.
                     log.warn("A group of {} transfers failed ({}, SQLSTATE {}); running each on its own", group.size(),
                             failure.getClass().getSimpleName(), LedgerRetry.sqlState(failure).orElse("none"));
-                    group.forEach(m -> alone(m).subscribe(m.result()::tryEmitValue, m.result()::tryEmitError));
-                    return Mono.empty();
+                    return Flux.fromIterable(group)
+                            .flatMap(m -> alone(m)
+                                    .doOnNext(m.result()::tryEmitValue)
+                                    .doOnError(m.result()::tryEmitError)
+                                    .onErrorResume(e -> Mono.empty()), FALLBACK_CONCURRENCY)
+                            .then();
                 });
     }
 
+    /** Members of a failed group run again on their own at most this many at a time. */
+    static final int FALLBACK_CONCURRENCY = 4;
+
     /**
-     * Failures each member would get alone as well, answered to all of them: retries exhausted, and
-     * the database unavailable (pool exhausted, connection lost, a unit past its time).
+     * Failures answered to every member of a group as they are: the database is unreachable (pool
+     * exhausted, connection lost or refused, server shutting down), which every member alone would meet
+     * too. A timeout, a lock timeout or exhausted retries may be one member's wait on one busy account:
+     * those run each member again on its own.
      */
     private static boolean isAnswer(Throwable failure) {
-        return failure instanceof ApiException || Problems.isDatabaseUnavailable(failure);
+        if (causedBy(failure, "reactor.pool.PoolAcquireTimeoutException") || causedBy(failure, "io.r2dbc.pool.ConnectionPoolException")) {
+            return true; // the pool is exhausted: running each member on its own would only ask it for more
+        }
+        if (failure instanceof ApiException || isTimeout(failure)) {
+            return false;
+        }
+        return Problems.isDatabaseUnavailable(failure);
+    }
+
+    private static boolean isTimeout(Throwable failure) {
+        String state = LedgerRetry.sqlState(failure).orElse("");
+        return state.equals("57014") || state.equals("55P03") // statement cancelled, lock not available
+                || causedBy(failure, "java.util.concurrent.TimeoutException")
+                || causedBy(failure, "io.r2dbc.spi.R2dbcTimeoutException");
+    }
+
+    /** Whether a class named {@code type}, or a subclass, is on the cause chain (bounded: a cycle cannot loop). */
+    private static boolean causedBy(Throwable failure, String type) {
+        Throwable t = failure;
+        for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
+            for (Class<?> c = t.getClass(); c != null; c = c.getSuperclass()) {
+                if (c.getName().equals(type)) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** One transfer through the single-movement path. */
