@@ -129,29 +129,66 @@ public final class Problems {
     }
 
     /**
-     * True for failures that mean "the database cannot serve us now": pool exhausted, connection lost
-     * or refused, server shutting down or out of resources, a unit past its time. Where the server
-     * answered with a SQLSTATE, the SQLSTATE decides (the driver files SQLSTATEs it does not know
-     * under its "resource" exception classes, so the class alone would misfile a bug as an outage).
+     * True for failures that mean "the database cannot serve us now": it cannot be reached
+     * ({@link #isDatabaseUnreachable}) or a unit or wait ran past its time ({@link #isDatabaseTimeout}).
+     * Where the server answered with a SQLSTATE, the SQLSTATE decides (the driver files SQLSTATEs it does
+     * not know under its "resource" exception classes, so the class alone would misfile a bug as an outage).
      */
     public static boolean isDatabaseUnavailable(Throwable failure) {
-        io.r2dbc.spi.R2dbcException r2dbc = find(failure, io.r2dbc.spi.R2dbcException.class);
-        if (r2dbc != null && r2dbc.getSqlState() != null && !r2dbc.getSqlState().isEmpty()) {
-            String state = r2dbc.getSqlState();
-            return state.startsWith("08") // connection exception
-                    || state.startsWith("53") // insufficient resources (too many connections, ...)
-                    || state.equals("57P01") || state.equals("57P02") || state.equals("57P03") // shutting down
-                    || state.equals("57014") // statement cancelled (statement_timeout)
-                    || state.equals("55P03"); // lock not available (lock_timeout)
+        String state = sqlState(failure);
+        if (state != null) {
+            return isUnreachableState(state) || isTimeoutState(state);
         }
+        return isUnreachableCause(failure) || isTimeoutCause(failure);
+    }
+
+    /**
+     * The database cannot be reached at all: connection lost or refused, server shutting down or out
+     * of resources. The SQLSTATE decides where there is one, as in {@link #isDatabaseUnavailable}.
+     */
+    public static boolean isDatabaseUnreachable(Throwable failure) {
+        String state = sqlState(failure);
+        return state != null ? isUnreachableState(state) : isUnreachableCause(failure);
+    }
+
+    /**
+     * A unit, a statement, a lock wait or a connection acquisition ran past its time: a SQLSTATE that
+     * says so, or a timeout anywhere along the cause chain.
+     */
+    public static boolean isDatabaseTimeout(Throwable failure) {
+        String state = sqlState(failure);
+        return state != null && isTimeoutState(state) || isTimeoutCause(failure);
+    }
+
+    /** The SQLSTATE of the first R2DBC exception along the cause chain, or null when it has none. */
+    private static String sqlState(Throwable failure) {
+        io.r2dbc.spi.R2dbcException r2dbc = find(failure, io.r2dbc.spi.R2dbcException.class);
+        return r2dbc != null && r2dbc.getSqlState() != null && !r2dbc.getSqlState().isEmpty() ? r2dbc.getSqlState() : null;
+    }
+
+    private static boolean isUnreachableState(String state) {
+        return state.startsWith("08") // connection exception
+                || state.startsWith("53") // insufficient resources (too many connections, ...)
+                || state.equals("57P01") || state.equals("57P02") || state.equals("57P03"); // shutting down
+    }
+
+    private static boolean isTimeoutState(String state) {
+        return state.equals("57014") // statement cancelled (statement_timeout)
+                || state.equals("55P03"); // lock not available (lock_timeout)
+    }
+
+    private static boolean isUnreachableCause(Throwable failure) {
         return causedBy(failure, R2dbcTransientResourceException.class)
                 || causedBy(failure, R2dbcNonTransientResourceException.class)
-                || causedBy(failure, R2dbcTimeoutException.class)
-                || causedBy(failure, TimeoutException.class)
                 || causedBy(failure, DataAccessResourceFailureException.class)
                 || causedBy(failure, java.net.ConnectException.class)
                 || causedBy(failure, java.nio.channels.ClosedChannelException.class)
                 || causedBy(failure, io.r2dbc.pool.ConnectionPoolException.class);
+    }
+
+    /** The pool's acquire timeout comes as R2dbcTimeoutException; a unit past its time as TimeoutException. */
+    private static boolean isTimeoutCause(Throwable failure) {
+        return causedBy(failure, R2dbcTimeoutException.class) || causedBy(failure, TimeoutException.class);
     }
 
     private static String describe(JacksonException json) {

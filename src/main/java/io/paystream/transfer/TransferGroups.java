@@ -52,7 +52,7 @@ import tools.jackson.databind.json.JsonMapper;
  * checks each new version against the one before it (several in a row for a busy account), the
  * double-entry trigger checks every transaction at commit, and UNIQUE(account_id, version) refuses a
  * stale head. A group that lost a race is retried whole, like any unit ({@link Ledger#runGroup}). When
- * the database is unreachable every member gets the answer it would get alone; a group that fails for
+ * the database cannot be reached every member gets the answer it would get alone; a group that fails for
  * any other reason is not answered as a failure: each of its transfers runs again on its own, through
  * {@link Ledger#run}, so one transfer can never fail the others. A transfer whose client went away
  * while it waited is still decided with its group; alone it would have been rolled back. Either way it
@@ -311,39 +311,14 @@ class TransferGroups {
     static final int FALLBACK_CONCURRENCY = 4;
 
     /**
-     * Failures answered to every member of a group as they are: the database is unreachable (pool
-     * exhausted, connection lost or refused, server shutting down), which every member alone would meet
-     * too. A timeout, a lock timeout or exhausted retries may be one member's wait on one busy account:
-     * those run each member again on its own.
+     * Failures answered to every member of a group as they are: the database cannot be reached
+     * (connection lost or refused, server shutting down), which every member alone would meet too. A
+     * timeout (the attempt's, a statement's, a lock wait's, the pool's acquire time) or exhausted
+     * retries may be one member's wait on one busy account: those run each member again on its own.
      */
     private static boolean isAnswer(Throwable failure) {
-        if (causedBy(failure, "reactor.pool.PoolAcquireTimeoutException") || causedBy(failure, "io.r2dbc.pool.ConnectionPoolException")) {
-            return true; // the pool is exhausted: running each member on its own would only ask it for more
-        }
-        if (failure instanceof ApiException || isTimeout(failure)) {
-            return false;
-        }
-        return Problems.isDatabaseUnavailable(failure);
-    }
-
-    private static boolean isTimeout(Throwable failure) {
-        String state = LedgerRetry.sqlState(failure).orElse("");
-        return state.equals("57014") || state.equals("55P03") // statement cancelled, lock not available
-                || causedBy(failure, "java.util.concurrent.TimeoutException")
-                || causedBy(failure, "io.r2dbc.spi.R2dbcTimeoutException");
-    }
-
-    /** Whether a class named {@code type}, or a subclass, is on the cause chain (bounded: a cycle cannot loop). */
-    private static boolean causedBy(Throwable failure, String type) {
-        Throwable t = failure;
-        for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
-            for (Class<?> c = t.getClass(); c != null; c = c.getSuperclass()) {
-                if (c.getName().equals(type)) {
-                    return true;
-                }
-            }
-        }
-        return false;
+        return !(failure instanceof ApiException) && !Problems.isDatabaseTimeout(failure)
+                && Problems.isDatabaseUnreachable(failure);
     }
 
     /** One transfer through the single-movement path. */
