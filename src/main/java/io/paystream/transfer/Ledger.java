@@ -407,12 +407,22 @@ class Ledger {
 
     private Mono<StoredResponse> execute(IdempotencyKey key, String path, Supplier<Mono<Reply>> work) {
         return work.get()
-                .map(reply -> StoredResponse.of(reply.status(), reply.location(), json.writeValueAsBytes(reply.body())))
+                .map(this::stored)
                 .onErrorResume(ApiException.class, refusal -> refusal.isStoredWithIdempotencyKey()
-                        ? Mono.just(StoredResponse.of(refusal.problem().status().value(), null,
-                                json.writeValueAsBytes(ProblemExceptionHandler.body(refusal, path))))
+                        ? Mono.just(stored(refusal, path))
                         : Mono.error(refusal))
                 .flatMap(response -> idempotencyKeys.record(key, response).thenReturn(response));
+    }
+
+    /** A unit's reply as it is sent and stored with its key: the body as JSON, byte for byte. */
+    StoredResponse stored(Reply reply) {
+        return StoredResponse.of(reply.status(), reply.location(), json.writeValueAsBytes(reply.body()));
+    }
+
+    /** A refusal as it is sent and stored with its key (for those {@link ApiException#isStoredWithIdempotencyKey}). */
+    StoredResponse stored(ApiException refusal, String path) {
+        return StoredResponse.of(refusal.problem().status().value(), null,
+                json.writeValueAsBytes(ProblemExceptionHandler.body(refusal, path)));
     }
 
     boolean isPessimistic() {

@@ -21,7 +21,6 @@ import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
 import io.paystream.system.Problem;
-import io.paystream.system.ProblemExceptionHandler;
 import io.paystream.system.Problems;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -449,15 +448,14 @@ class TransferGroups {
             Transfer transfer = new Transfer(id, MovementType.TRANSFER.sql(), Transfer.POSTED, debit.id(), credit.id(),
                     amount, request.currency(), request.description(), metadata, null, null, write.at);
             write.transfer(transfer, json.writeValueAsString(metadata), from, to);
-            StoredResponse response = StoredResponse.of(201, "/v1/transfers/" + id, json.writeValueAsBytes(transfer));
+            StoredResponse response = ledger.stored(new Ledger.Reply(201, "/v1/transfers/" + id, transfer));
             write.answer(m.key(), response, id);
             return new Outcome(response, null);
         } catch (ApiException refusal) {
             if (!refusal.isStoredWithIdempotencyKey()) {
                 return new Outcome(null, refusal);
             }
-            StoredResponse response = StoredResponse.of(refusal.problem().status().value(), null,
-                    json.writeValueAsBytes(ProblemExceptionHandler.body(refusal, m.path())));
+            StoredResponse response = ledger.stored(refusal, m.path());
             write.answer(m.key(), response, null);
             return new Outcome(response, null);
         }
