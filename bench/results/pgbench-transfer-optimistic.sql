@@ -3,8 +3,8 @@
 -- Before the transaction, outside it: pick two distinct random accounts and compute what the
 -- application computes in Java (key, advisory lock id, fingerprint, response body).
 -- (No colon may follow a letter in this file outside a variable: pgbench would take it for one.)
-\set a random(1, 2000)
-\set b random(1, 1999)
+\set a random(1, 10000)
+\set b random(1, 9999)
 \set b CASE WHEN :b >= :a THEN :b + 1 ELSE :b END
 \set amount random(1, 100)
 \set withWorld 0

@@ -60,6 +60,9 @@ final class Load {
         long start = System.nanoTime();
         long measureStart = start + warmup.toNanos();
         long end = measureStart + measure.toNanos();
+        phase.windowStartNanos = measureStart;
+        Log.info("    measured window starts at %s", java.time.Instant.ofEpochMilli(
+                System.currentTimeMillis() + (measureStart - System.nanoTime()) / 1_000_000));
         Flux.range(0, phase.clients)
                 .flatMap(client -> Mono.defer(() -> {
                     long n = phase.issued.incrementAndGet();
@@ -101,6 +104,9 @@ final class Load {
         long start = System.nanoTime() + 10_000_000;
         long measureStart = start + warmup.toNanos();
         long end = measureStart + measure.toNanos();
+        phase.windowStartNanos = measureStart;
+        Log.info("    measured window starts at %s", java.time.Instant.ofEpochMilli(
+                System.currentTimeMillis() + (measureStart - System.nanoTime()) / 1_000_000));
         for (long i = 0; i < maxRequests; i++) {
             long intended = start + (long) (i * periodNanos);
             if (intended >= end) {

@@ -9,6 +9,7 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
 
 import org.HdrHistogram.ConcurrentHistogram;
@@ -40,6 +41,16 @@ final class Phase {
     final AtomicLong issued = new AtomicLong();
     final AtomicLong answered = new AtomicLong();
     final Map<String, String> sampleBodies = new ConcurrentHashMap<>();
+    /**
+     * Per second of the measured window: requests slower than {@link #SLOW_MICROS} and the slowest one,
+     * so that a tail made by a few stalls (a collection, a checkpoint) can be told from one spread over
+     * the whole window. Bounded: seconds past {@link #TIMELINE_SECONDS} are not broken down.
+     */
+    static final int TIMELINE_SECONDS = 3600;
+    static final long SLOW_MICROS = 50_000;
+    final AtomicLongArray slowBySecond = new AtomicLongArray(TIMELINE_SECONDS);
+    final AtomicLongArray maxMicrosBySecond = new AtomicLongArray(TIMELINE_SECONDS);
+    volatile long windowStartNanos;
     double seconds;
     boolean completed = true;
     String note = "";
@@ -79,7 +90,15 @@ final class Phase {
                 measured2xx.incrementAndGet();
             }
             statuses.computeIfAbsent(label, k -> new LongAdder()).increment();
-            latency.recordValue(Math.max(1, Math.min(HIGHEST_MICROS, (endNanos - startNanos) / 1000)));
+            long micros = Math.max(1, Math.min(HIGHEST_MICROS, (endNanos - startNanos) / 1000));
+            latency.recordValue(micros);
+            long second = (startNanos - windowStartNanos) / 1_000_000_000L;
+            if (second >= 0 && second < TIMELINE_SECONDS) {
+                if (micros > SLOW_MICROS) {
+                    slowBySecond.incrementAndGet((int) second);
+                }
+                maxMicrosBySecond.accumulateAndGet((int) second, micros, Math::max);
+            }
         } else {
             warmupStatuses.computeIfAbsent(label, k -> new LongAdder()).increment();
         }
@@ -104,6 +123,32 @@ final class Phase {
             m.put("dropped", dropped.get());
         }
         return m;
+    }
+
+    /**
+     * The seconds of the window that held requests slower than {@link #SLOW_MICROS}, worst first, at
+     * most {@code limit}: "t=4 s: 37 (max 180 ms)".
+     */
+    String slowSeconds(int limit) {
+        int n = (int) Math.min(TIMELINE_SECONDS, Math.ceil(seconds));
+        List<Integer> slow = new ArrayList<>();
+        long total = 0;
+        for (int i = 0; i < n; i++) {
+            if (slowBySecond.get(i) > 0) {
+                slow.add(i);
+                total += slowBySecond.get(i);
+            }
+        }
+        slow.sort((a, b) -> Long.compare(slowBySecond.get(b), slowBySecond.get(a)));
+        StringBuilder sb = new StringBuilder();
+        sb.append(total).append(" over ").append(SLOW_MICROS / 1000).append(" ms, in ").append(slow.size())
+                .append(" of ").append(n).append(" s");
+        for (int k = 0; k < Math.min(limit, slow.size()); k++) {
+            int i = slow.get(k);
+            sb.append(k == 0 ? ": " : ", ").append("t=").append(i).append(" s ").append(slowBySecond.get(i))
+                    .append(" (max ").append(maxMicrosBySecond.get(i) / 1000).append(" ms)");
+        }
+        return sb.toString();
     }
 
     Map<String, Long> warmupStatusCounts() {
@@ -135,6 +180,9 @@ final class Phase {
         m.put("p999Ms", millis(99.9));
         m.put("maxMs", latency.getTotalCount() == 0 ? Double.NaN : latency.getMaxValue() / 1000.0);
         m.put("statuses", statusCounts());
+        if (loop.equals("open")) {
+            m.put("slowSeconds", slowSeconds(5));
+        }
         m.put("warmupStatuses", warmupStatusCounts());
         m.put("acknowledgedTotal", (long) acknowledged.size());
         m.put("completed", completed);

@@ -143,6 +143,9 @@ final class Postgres {
                 shared_preload_libraries = 'pg_stat_statements'
                 pg_stat_statements.max = 1000
                 log_min_messages = warning
+                # In the log, so that a stall in the results can be matched with the database's own work.
+                log_checkpoints = on
+                log_autovacuum_min_duration = 0
                 log_line_prefix = '%%m [%%p] %%u@%%d %%a: '
                 """.formatted(port, db.resolve("run"));
         Files.writeString(data.resolve("postgresql.conf"), settings, StandardOpenOption.APPEND);
