@@ -45,6 +45,16 @@ final class Load {
         return s;
     }
 
+    /**
+     * Tells the phase where its measured window starts, and logs it as wall-clock time, so that a slow
+     * second of the report can be matched with the application's and PostgreSQL's logs.
+     */
+    private static void startWindow(Phase phase, long measureStartNanos) {
+        phase.windowStartNanos = measureStartNanos;
+        Log.info("    measured window starts at %s", java.time.Instant.ofEpochMilli(
+                System.currentTimeMillis() + (measureStartNanos - System.nanoTime()) / 1_000_000));
+    }
+
     static void closed(Http http, Workload workload, Phase phase, Duration warmup, Duration measure,
             long maxRequests, String keyPrefix, Duration responseTimeout) {
         java.util.concurrent.ScheduledExecutorService progress = progress(phase);
@@ -60,9 +70,7 @@ final class Load {
         long start = System.nanoTime();
         long measureStart = start + warmup.toNanos();
         long end = measureStart + measure.toNanos();
-        phase.windowStartNanos = measureStart;
-        Log.info("    measured window starts at %s", java.time.Instant.ofEpochMilli(
-                System.currentTimeMillis() + (measureStart - System.nanoTime()) / 1_000_000));
+        startWindow(phase, measureStart);
         Flux.range(0, phase.clients)
                 .flatMap(client -> Mono.defer(() -> {
                     long n = phase.issued.incrementAndGet();
@@ -104,9 +112,7 @@ final class Load {
         long start = System.nanoTime() + 10_000_000;
         long measureStart = start + warmup.toNanos();
         long end = measureStart + measure.toNanos();
-        phase.windowStartNanos = measureStart;
-        Log.info("    measured window starts at %s", java.time.Instant.ofEpochMilli(
-                System.currentTimeMillis() + (measureStart - System.nanoTime()) / 1_000_000));
+        startWindow(phase, measureStart);
         for (long i = 0; i < maxRequests; i++) {
             long intended = start + (long) (i * periodNanos);
             if (intended >= end) {

@@ -127,7 +127,7 @@ final class Phase {
 
     /**
      * The seconds of the window that held requests slower than {@link #SLOW_MICROS}, worst first, at
-     * most {@code limit}: "t=4 s: 37 (max 180 ms)".
+     * most {@code limit}: "40 over 50 ms, in 2 of 20 s: t=4 s 37 (max 180 ms), t=9 s 3 (max 61 ms)".
      */
     String slowSeconds(int limit) {
         int n = (int) Math.min(TIMELINE_SECONDS, Math.ceil(seconds));

@@ -194,14 +194,15 @@ final class Report {
                     .append(" | ").append(cpu(b.cpu.get(p))).append(" | ").append(p.audit.ok() ? "pass" : "**FAIL**").append(" |\n");
         }
         md.append('\n');
-        md.append("Open loop, by second of the measured window (worst seconds first): a tail made by a few "
-                + "stalls shows as a few seconds, one made by queueing as many.\n\n");
-        for (Phase p : b.phases) {
-            if (p.loop.equals("open")) {
+        List<Phase> open = b.phases.stream().filter(p -> p.loop.equals("open")).toList();
+        if (!open.isEmpty()) {
+            md.append("Open loop, by second of the measured window (worst seconds first): a tail made by a few "
+                    + "stalls shows as a few seconds, one made by queueing as many.\n\n");
+            for (Phase p : open) {
                 md.append("- ").append(p.title()).append(": ").append(p.slowSeconds(5)).append('\n');
             }
+            md.append('\n');
         }
-        md.append('\n');
 
         // Statements -----------------------------------------------------------------------------------
         if (!b.statements.isEmpty()) {
