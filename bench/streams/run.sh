@@ -253,7 +253,7 @@ if [[ $(id -u) -eq 0 ]]; then chown nobody "$WORK/sock" "$WORK"; fi
 as_pg "$WORK/pg/bin/initdb" -D "$WORK/db" -U postgres -A trust -E UTF8 --no-sync >"$WORK/initdb.log" 2>&1 \
   || { cat "$WORK/initdb.log"; die "initdb failed"; }
 as_pg "$WORK/pg/bin/pg_ctl" -D "$WORK/db" -l "$WORK/postgres.log" -w -t 60 start \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$WORK/sock -c max_connections=200" >/dev/null \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$WORK/sock -c max_connections=200 -c log_checkpoints=on -c log_autovacuum_min_duration=0 -c log_min_duration_statement=100" >/dev/null \
   || { tail -20 "$WORK/postgres.log"; die "PostgreSQL did not start"; }
 PG_PID="$(head -1 "$WORK/db/postmaster.pid")"
 
