@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -11,6 +12,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import io.micrometer.core.instrument.Gauge;
@@ -120,18 +123,27 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
         }
     }
 
+    /** Wakes watchers that have no event loop of their own (a server other than Reactor Netty, tests). */
+    static final Executor PARALLEL = task -> Schedulers.parallel().schedule(task);
+
     /** One watcher: a stream of wake-ups, at most one pending. */
     static final class Watcher {
 
         final Feed feed;
         final UUID accountId;
         final UUID clientId;
+        /**
+         * Where its wake-ups run: the event loop of its HTTP connection, so that the event it sends is
+         * written to the socket right there, instead of being handed to that loop as a task of its own.
+         */
+        final Executor wakeOn;
         private final Sinks.Many<Boolean> wakes = Sinks.many().unicast().onBackpressureBuffer(Queues.<Boolean>one().get());
 
-        Watcher(Feed feed, UUID clientId) {
+        Watcher(Feed feed, UUID clientId, Executor wakeOn) {
             this.feed = feed;
             this.accountId = feed.accountId;
             this.clientId = clientId;
+            this.wakeOn = wakeOn;
         }
 
         /** A full queue means a wake-up is already pending: this one coalesces into it. */
@@ -171,6 +183,11 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
      * committed between the caller's read and this registration is not left unannounced.
      */
     Watcher register(UUID accountId, long headVersion, UUID clientId, int maxPerClient, int maxTotal) {
+        return register(accountId, headVersion, clientId, maxPerClient, maxTotal, PARALLEL);
+    }
+
+    /** {@link #register}, the watcher woken on {@code wakeOn} (its connection's event loop). */
+    Watcher register(UUID accountId, long headVersion, UUID clientId, int maxPerClient, int maxTotal, Executor wakeOn) {
         AtomicInteger mine = perClient.computeIfAbsent(clientId, id -> new AtomicInteger());
         if (mine.incrementAndGet() > maxPerClient) {
             mine.decrementAndGet();
@@ -185,7 +202,7 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
         feeds.compute(accountId, (id, feed) -> {
             // An existing feed is left as it is even if this head is newer: the read below brings it up.
             Feed current = feed != null ? feed : new Feed(id, headVersion);
-            registered[0] = new Watcher(current, clientId);
+            registered[0] = new Watcher(current, clientId, wakeOn);
             current.watchers.add(registered[0]);
             return current;
         });
@@ -288,6 +305,9 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
     }
 
     private void deliver(List<BalanceEvent> rows) {
+        // The watchers to wake, by the event loop each is woken on: one task per loop per read,
+        // however many watchers and accounts, instead of one hand-over per event sent.
+        Map<Executor, List<Watcher>> toWake = new IdentityHashMap<>();
         int from = 0;
         while (from < rows.size()) {
             UUID account = rows.get(from).accountId();
@@ -297,17 +317,25 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
             }
             Feed feed = feeds.get(account);
             if (feed != null && feed.append(rows.subList(from, to))) {
-                // Each account's watchers are woken on a worker of their own: their sends (encoding,
-                // writing to the socket) must not run on the database driver's event loop that
-                // delivered the rows, which the money movements' connections share, and they spread
-                // over every core.
-                Schedulers.parallel().schedule(() -> feed.watchers.forEach(Watcher::wake));
+                for (Watcher watcher : feed.watchers) {
+                    toWake.computeIfAbsent(watcher.wakeOn, loop -> new ArrayList<>()).add(watcher);
+                }
             }
             if (to - from == PAGE_ROWS) {
                 changed.add(account); // more than a page: the rest in the next batch
             }
             from = to;
         }
+        // Never on the thread that delivered the rows: that is the database driver's, which the money
+        // movements' connections share. Each watcher's send then runs on its own connection's loop, so
+        // the sends spread over the loops (and the cores) as the connections do.
+        toWake.forEach((loop, watchers) -> {
+            try {
+                loop.execute(() -> watchers.forEach(Watcher::wake));
+            } catch (RejectedExecutionException shuttingDown) {
+                // The loop is shutting down, and its connections with it: their streams are ending.
+            }
+        });
     }
 
     int watchers() {

@@ -3,6 +3,7 @@ package io.paystream.stream;
 import java.time.Duration;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 
@@ -124,9 +125,10 @@ class BalanceStreams implements SmartLifecycle {
 
     /**
      * The stream of one account for one caller: every version after {@code after} (or, when null, the
-     * current balance first), then each change as it commits.
+     * current balance first), then each change as it commits. Its wake-ups run on {@code wakeOn}: the
+     * event loop of the stream's connection.
      */
-    Mono<Flux<ServerSentEvent<String>>> open(UUID accountId, Long after, Caller caller) {
+    Mono<Flux<ServerSentEvent<String>>> open(UUID accountId, Long after, Caller caller, Executor wakeOn) {
         // One read (shared with the other streams opening now): whether the caller may watch, and the
         // head the stream starts from. Through a future, so the stream (which lives for up to an hour)
         // keeps only the answer: a reactive chain would keep the whole query (its parsed SQL and result
@@ -136,7 +138,7 @@ class BalanceStreams implements SmartLifecycle {
                 .switchIfEmpty(Mono.error(() -> new ApiException(Problem.ACCOUNT_NOT_FOUND, "No account " + accountId)))
                 .map(opening -> {
                     BalanceHub.Watcher watcher = hub.register(accountId, opening.head().version(), caller.clientId(),
-                            maxPerClient, maxTotal);
+                            maxPerClient, maxTotal, wakeOn);
                     if (watcher == null) {
                         throw new ApiException(Problem.TOO_MANY_STREAMS, "At most " + maxPerClient
                                 + " streams per client and " + maxTotal + " per server are open at once");

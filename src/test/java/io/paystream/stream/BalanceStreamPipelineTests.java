@@ -165,6 +165,58 @@ class BalanceStreamPipelineTests {
         hub.stop();
     }
 
+    /**
+     * Watchers are woken on the loop each was registered with (its connection's event loop): one task
+     * per loop per read, however many watchers, and each watcher's event is sent from its own loop.
+     */
+    @Test
+    void watchersAreWokenOnTheirOwnLoopOneTaskPerLoop() {
+        BalanceHub hub = hub();
+        append(5);
+        java.util.concurrent.ExecutorService[] loops = new java.util.concurrent.ExecutorService[3];
+        AtomicInteger[] tasks = new AtomicInteger[loops.length];
+        java.util.concurrent.Executor[] counted = new java.util.concurrent.Executor[loops.length];
+        for (int i = 0; i < loops.length; i++) {
+            String name = "loop-" + i;
+            loops[i] = java.util.concurrent.Executors.newSingleThreadExecutor(task -> new Thread(task, name));
+            tasks[i] = new AtomicInteger();
+            int loop = i;
+            counted[i] = task -> {
+                tasks[loop].incrementAndGet();
+                loops[loop].execute(task);
+            };
+        }
+        List<BalanceHub.Watcher> watchers = new java.util.ArrayList<>();
+        for (int i = 0; i < 30; i++) {
+            watchers.add(hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 100, counted[i % loops.length]));
+        }
+        await(() -> !hubReads.isEmpty());
+        List<String> sentFrom = new CopyOnWriteArrayList<>();
+        List<reactor.core.Disposable> streams = new java.util.ArrayList<>();
+        for (int i = 0; i < watchers.size(); i++) {
+            String expected = "loop-" + (i % loops.length);
+            streams.add(BalanceStreams.pipeline(watchers.get(i).wakes(), 1L, head(), readThrough(watchers.get(i)), LIMITS,
+                            Mono.never())
+                    .filter(e -> e.event() != null)
+                    .subscribe(e -> sentFrom.add(Thread.currentThread().getName().equals(expected) ? "own loop"
+                            : Thread.currentThread().getName())));
+        }
+        for (AtomicInteger count : tasks) {
+            count.set(0);
+        }
+        append(6);
+        hub.changed(List.of(ACCOUNT));
+        await(() -> sentFrom.size() == watchers.size());
+        assertThat(sentFrom).containsOnly("own loop");
+        assertThat(tasks).allSatisfy(count -> assertThat(count.get()).as("tasks handed to one loop").isEqualTo(1));
+        streams.forEach(reactor.core.Disposable::dispose);
+        watchers.forEach(hub::unregister);
+        for (java.util.concurrent.ExecutorService loop : loops) {
+            loop.shutdownNow();
+        }
+        hub.stop();
+    }
+
     @Test
     void aFeedServesOnlyWhatItHoldsConsecutively() {
         BalanceHub.Feed feed = new BalanceHub.Feed(ACCOUNT, 3);
