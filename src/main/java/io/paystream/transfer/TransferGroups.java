@@ -35,8 +35,8 @@ import tools.jackson.databind.json.JsonMapper;
 /**
  * Transfers that arrive together commit together. While earlier transfers are in the database, the
  * ones arriving wait, and the next free slot takes all of them (up to {@link #maxPerTransaction}) into
- * one transaction: one statement claims every key and locks every account, one reads the heads, one
- * writes every transfer, its balance rows and every key's response. Three statements for the group
+ * one transaction: one statement claims every key, locks every account and reads each one's head, one
+ * writes every transfer, its balance rows and every key's response. Two statements for the group
  * instead of three for each transfer. At most {@code transfer-transactions-in-flight} groups are in
  * the database at once. A transfer that arrives when a slot is free runs at once, alone,
  * so a quiet ledger adds no wait.
@@ -67,12 +67,19 @@ class TransferGroups {
     static final int MAX_WAITING = 4096;
 
     /**
-     * Claim every key of the group and lock every account it names, in one statement. The claims
-     * never wait (try-locks); the row locks are taken in ascending id order, the order every movement
-     * takes them in, so groups and single movements queue and never deadlock. One row per claim
-     * ({@code ord} set), then one row per locked account.
+     * Claim every key of the group, lock every account it names and read each one's head, in one
+     * statement. The claims never wait (try-locks); the row locks are taken in ascending id order, the
+     * order every movement takes them in, so groups and single movements queue and never deadlock. One
+     * row per claim ({@code ord} set), then one row per locked account with its head.
+     *
+     * <p>Each head is read by {@code ledger_head(id)} after that account's lock is held. The function is
+     * VOLATILE, so at READ COMMITTED each of its calls reads with a snapshot of its own, taken then: it
+     * sees every movement committed by whoever held the lock before, which the statement's own
+     * snapshot, taken before it waited for the locks, may not. (A stale head could not do harm, only
+     * cost a retry: the write would extend a version someone else already wrote, which the primary key
+     * and the chain trigger refuse.) Every row carries the database's clock: the group's time.
      */
-    private static final String CLAIM_AND_LOCK = """
+    private static final String CLAIM_LOCK_AND_READ = """
             WITH claims AS MATERIALIZED (
                 SELECT r.ord, pg_try_advisory_xact_lock(r.lock_id) AS claimed,
                        k.fingerprint, k.status_code, k.location, k.response_body
@@ -89,27 +96,16 @@ class TransferGroups {
             )
             SELECT c.ord, c.claimed, c.fingerprint, c.status_code, c.location, c.response_body,
                    CAST(NULL AS uuid) AS id, CAST(NULL AS text) AS currency, CAST(NULL AS text) AS kind,
-                   CAST(NULL AS boolean) AS allow_negative, CAST(NULL AS uuid) AS owner_id
+                   CAST(NULL AS boolean) AS allow_negative, CAST(NULL AS uuid) AS owner_id,
+                   CAST(NULL AS bigint) AS version, CAST(NULL AS bigint) AS balance, CAST(NULL AS bigint) AS held,
+                   CAST(NULL AS timestamptz) AS created_at, clock_timestamp() AS now
               FROM claims c
             UNION ALL
-            SELECT NULL, NULL, NULL, NULL, NULL, NULL, l.id, l.currency, l.kind, l.allow_negative, l.owner_id
-              FROM locked l""";
-
-    /**
-     * The head of every locked account, in a statement of its own: at READ COMMITTED it takes a fresh
-     * snapshot, after the locks, so it sees everything committed by whoever held them before. Also the
-     * database's clock, the group's time.
-     */
-    private static final String HEADS = """
-            SELECT a.id, coalesce(b.version, 0) AS version, coalesce(b.balance, 0) AS balance,
-                   coalesce(b.held, 0) AS held, b.created_at, clock_timestamp() AS now
-              FROM unnest(CAST(:ids AS uuid[])) AS a(id)
-              LEFT JOIN LATERAL (
-                   SELECT version, balance, held, created_at
-                     FROM balances
-                    WHERE account_id = a.id
-                    ORDER BY version DESC
-                    LIMIT 1) b ON true""";
+            SELECT NULL, NULL, NULL, NULL, NULL, NULL, l.id, l.currency, l.kind, l.allow_negative, l.owner_id,
+                   coalesce(h.head_version, 0), coalesce(h.head_balance, 0), coalesce(h.head_held, 0),
+                   h.head_created_at, clock_timestamp()
+              FROM locked l
+              LEFT JOIN LATERAL ledger_head(l.id) h ON true""";
 
     /**
      * Every transfer the group applies, its two balance rows each (in chain order, so each new version
@@ -332,7 +328,7 @@ class TransferGroups {
     }
 
     /** A claim as the group statement returns it, by member (0-based). */
-    private record Claimed(int member, IdempotencyKeys.Claim claim) {
+    private record Claimed(int member, IdempotencyKeys.Claim claim, Instant now) {
     }
 
     /** One attempt: one transaction (run by {@link Ledger#runGroup}). */
@@ -343,36 +339,49 @@ class TransferGroups {
             named.add(m.request().toAccountId());
         }
         UUID[] ids = named.toArray(UUID[]::new);
-        Mono<List<Object>> claimed = db.sql(CLAIM_AND_LOCK)
+        Mono<List<Object>> claimed = db.sql(CLAIM_LOCK_AND_READ)
                 .bind("lockIds", group.stream().map(m -> m.key().advisoryLockId()).toArray(Long[]::new))
                 .bind("scopes", group.stream().map(m -> m.key().scope()).toArray(String[]::new))
                 .bind("keys", group.stream().map(m -> m.key().key()).toArray(String[]::new))
                 .bind("ids", ids)
                 .map(row -> {
                     Long ord = row.get("ord", Long.class);
-                    return ord != null ? (Object) new Claimed((int) (ord - 1), IdempotencyKeys.Claim.of(row))
-                            : Ledger.AccountRow.of(row);
+                    if (ord != null) {
+                        return (Object) new Claimed((int) (ord - 1), IdempotencyKeys.Claim.of(row),
+                                row.get("now", Instant.class));
+                    }
+                    return new Locked(Ledger.AccountRow.of(row), new Head(row.get("id", UUID.class),
+                            row.get("version", Long.class), row.get("balance", Long.class), row.get("held", Long.class),
+                            row.get("created_at", Instant.class), row.get("now", Instant.class)));
                 })
                 .all()
                 .collectList();
         return metrics.lockWait("accounts", claimed).flatMap(rows -> {
             IdempotencyKeys.Claim[] claims = new IdempotencyKeys.Claim[group.size()];
             List<Ledger.AccountRow> accounts = new ArrayList<>();
+            List<Head> heads = new ArrayList<>();
+            Instant now = null;
             for (Object row : rows) {
                 if (row instanceof Claimed c) {
                     claims[c.member()] = c.claim();
+                    now = later(now, c.now());
                 } else {
-                    accounts.add((Ledger.AccountRow) row);
+                    Locked l = (Locked) row;
+                    accounts.add(l.account());
+                    heads.add(l.head());
+                    now = later(now, l.head().now());
                 }
             }
-            return db.sql(HEADS).bind("ids", ids)
-                    .map(row -> new Head(row.get("id", UUID.class), row.get("version", Long.class),
-                            row.get("balance", Long.class), row.get("held", Long.class),
-                            row.get("created_at", Instant.class), row.get("now", Instant.class)))
-                    .all()
-                    .collectList()
-                    .flatMap(heads -> decideAndWrite(group, claims, accounts, heads));
+            return decideAndWrite(group, claims, accounts, heads, now);
         });
+    }
+
+    private static Instant later(Instant a, Instant b) {
+        return a == null || b.isAfter(a) ? b : a;
+    }
+
+    /** A locked account as the group statement returns it, with its head. */
+    private record Locked(Ledger.AccountRow account, Head head) {
     }
 
     private record Head(UUID accountId, long version, long balance, long held, Instant createdAt, Instant now) {
@@ -392,9 +401,9 @@ class TransferGroups {
     }
 
     private Mono<List<Outcome>> decideAndWrite(List<Member> group, IdempotencyKeys.Claim[] claims,
-            List<Ledger.AccountRow> accounts, List<Head> heads) {
-        // The group's time: the database's clock, but never before any head it extends.
-        Instant at = heads.get(0).now();
+            List<Ledger.AccountRow> accounts, List<Head> heads, Instant now) {
+        // The group's time: the database's clock, read after the locks, but never before any head it extends.
+        Instant at = now;
         Map<UUID, Chain> chains = new HashMap<>();
         for (Head head : heads) {
             chains.put(head.accountId(), new Chain(head));

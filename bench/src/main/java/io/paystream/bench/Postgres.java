@@ -146,6 +146,10 @@ final class Postgres {
                 # In the log, so that a stall in the results can be matched with the database's own work.
                 log_checkpoints = on
                 log_autovacuum_min_duration = 0
+                # And every statement slower than 100 ms, and every lock wait longer than 1 s: a stall
+                # the database's statements show is the database's; one they do not show is not.
+                log_min_duration_statement = 100
+                log_lock_waits = on
                 log_line_prefix = '%%m [%%p] %%u@%%d %%a: '
                 """.formatted(port, db.resolve("run"));
         Files.writeString(data.resolve("postgresql.conf"), settings, StandardOpenOption.APPEND);
