@@ -169,11 +169,13 @@ class TransferGroups {
      * Groups in the database at once. Each slot more makes the groups smaller, and a small group costs
      * nearly what its transfers cost alone: on two cores one slot served the most transfers and had the
      * shortest tails (bench/README.md). More slots let transfers pass a group that waits on a lock.
+     * While a full group waits, up to {@link #BACKLOG_SLOTS} more run beside them.
      */
     private final int slots;
     private final Queue<Member> waiting = new ConcurrentLinkedQueue<>();
     private final AtomicInteger waitingCount = new AtomicInteger();
     private final AtomicInteger running = new AtomicInteger();
+    private final AtomicInteger mostInFlight = new AtomicInteger();
     private final AtomicLong groups = new AtomicLong();
     private final AtomicLong groupedTransfers = new AtomicLong();
 
@@ -210,6 +212,11 @@ class TransferGroups {
         return groupedTransfers.get();
     }
 
+    /** The most groups that were ever in the database at once: for tests. */
+    int mostInFlight() {
+        return mostInFlight.get();
+    }
+
     /** The transfer's response, decided in the next group with a free slot. */
     Mono<StoredResponse> submit(IdempotencyKey key, String path, TransferRequest request, Caller caller) {
         return Mono.defer(() -> {
@@ -225,16 +232,25 @@ class TransferGroups {
         });
     }
 
+    /**
+     * Groups that may run beside the configured slots while a backlog lasts: each only while a full
+     * group is waiting, so it is as large (and as cheap per transfer) as a group can be. Bounded so a
+     * backlog never takes more than this many of the pool's connections on top of the slots.
+     */
+    static final int BACKLOG_SLOTS = 2;
+
     /** Starts groups while slots are free and transfers wait. */
     private void drain() {
         while (!waiting.isEmpty()) {
             int now = running.get();
-            if (now >= slots) {
-                return; // the group ending next drains again
+            if (now >= slots && (now >= slots + BACKLOG_SLOTS || waitingCount.get() < maxPerTransaction)) {
+                // All slots busy, and no full group waiting for a backlog slot: the group ending next drains again.
+                return;
             }
             if (!running.compareAndSet(now, now + 1)) {
                 continue;
             }
+            mostInFlight.accumulateAndGet(now + 1, Math::max);
             List<Member> group = take();
             if (group.isEmpty()) {
                 running.decrementAndGet();

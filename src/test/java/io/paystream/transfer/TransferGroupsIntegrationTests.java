@@ -93,6 +93,8 @@ class TransferGroupsIntegrationTests {
         long transactions = groups.groups() - groupsBefore;
         assertThat(grouped).isEqualTo(300);
         assertThat(transactions).isLessThan(grouped);
+        // Never more groups in the database than the slot and the backlog's extra ones.
+        assertThat(groups.mostInFlight()).isBetween(1, 1 + TransferGroups.BACKLOG_SLOTS);
 
         // Every answer was stored with its own key: a replay answers the same, and moves nothing more.
         long ledgerBefore = audit.transactionCount();
