@@ -38,7 +38,8 @@ import tools.jackson.databind.json.JsonMapper;
  * one transaction: one statement claims every key, locks every account and reads each one's head, one
  * writes every transfer, its balance rows and every key's response. Two statements for the group
  * instead of three for each transfer. At most {@code transfer-transactions-in-flight} groups are in
- * the database at once. A transfer that arrives when a slot is free runs at once, alone,
+ * the database at once, and up to {@link #BACKLOG_SLOTS} more while a full group is waiting. A transfer
+ * that arrives when a slot is free runs at once, alone,
  * so a quiet ledger adds no wait.
  *
  * <p>Each transfer keeps its own outcome. They are decided one by one, in arrival order, on the heads
