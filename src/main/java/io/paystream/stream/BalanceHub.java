@@ -180,13 +180,9 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
     /**
      * Registers a watcher of an account whose head the caller has just read, or answers null if a limit
      * is reached (the caller refuses the stream). The account is then read once more, so that a change
-     * committed between the caller's read and this registration is not left unannounced.
+     * committed between the caller's read and this registration is not left unannounced. The watcher
+     * is woken on {@code wakeOn}: its connection's event loop, or {@link #PARALLEL}.
      */
-    Watcher register(UUID accountId, long headVersion, UUID clientId, int maxPerClient, int maxTotal) {
-        return register(accountId, headVersion, clientId, maxPerClient, maxTotal, PARALLEL);
-    }
-
-    /** {@link #register}, the watcher woken on {@code wakeOn} (its connection's event loop). */
     Watcher register(UUID accountId, long headVersion, UUID clientId, int maxPerClient, int maxTotal, Executor wakeOn) {
         AtomicInteger mine = perClient.computeIfAbsent(clientId, id -> new AtomicInteger());
         if (mine.incrementAndGet() > maxPerClient) {

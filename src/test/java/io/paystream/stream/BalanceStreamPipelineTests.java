@@ -112,7 +112,7 @@ class BalanceStreamPipelineTests {
     void wakeUpsCoalesceIntoOneReadForASlowReader() {
         BalanceHub hub = hub();
         append(1);
-        BalanceHub.Watcher watcher = hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 10);
+        BalanceHub.Watcher watcher = hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 10, BalanceHub.PARALLEL);
         // The reader asks for nothing while 100 changes are announced: one wake-up stays pending, and
         // the feed keeps only its last RECENT_PER_ACCOUNT versions, so the reader catches up from the
         // ledger in pages.
@@ -140,7 +140,7 @@ class BalanceStreamPipelineTests {
         append(5);
         List<BalanceHub.Watcher> watchers = new java.util.ArrayList<>();
         for (int i = 0; i < 50; i++) {
-            watchers.add(hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 100));
+            watchers.add(hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 100, BalanceHub.PARALLEL));
         }
         await(() -> !hubReads.isEmpty());
         hubReads.clear();
