@@ -19,6 +19,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.MeterBinder;
+import io.paystream.system.EventLoops;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.annotation.Autowired;
@@ -123,9 +124,6 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
         }
     }
 
-    /** Wakes watchers that have no event loop of their own (a server other than Reactor Netty, tests). */
-    static final Executor PARALLEL = task -> Schedulers.parallel().schedule(task);
-
     /** One watcher: a stream of wake-ups, at most one pending. */
     static final class Watcher {
 
@@ -181,7 +179,7 @@ class BalanceHub implements SmartLifecycle, MeterBinder {
      * Registers a watcher of an account whose head the caller has just read, or answers null if a limit
      * is reached (the caller refuses the stream). The account is then read once more, so that a change
      * committed between the caller's read and this registration is not left unannounced. The watcher
-     * is woken on {@code wakeOn}: its connection's event loop, or {@link #PARALLEL}.
+     * is woken on {@code wakeOn}: its connection's event loop, or {@link EventLoops#PARALLEL}.
      */
     Watcher register(UUID accountId, long headVersion, UUID clientId, int maxPerClient, int maxTotal, Executor wakeOn) {
         AtomicInteger mine = perClient.computeIfAbsent(clientId, id -> new AtomicInteger());

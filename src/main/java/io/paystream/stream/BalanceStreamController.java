@@ -1,10 +1,10 @@
 package io.paystream.stream;
 
 import java.util.UUID;
-import java.util.concurrent.Executor;
 
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
+import io.paystream.system.EventLoops;
 import io.swagger.v3.oas.annotations.Operation;
 import io.swagger.v3.oas.annotations.media.Content;
 import io.swagger.v3.oas.annotations.media.Schema;
@@ -12,7 +12,6 @@ import io.swagger.v3.oas.annotations.responses.ApiResponse;
 import org.springframework.http.MediaType;
 import org.springframework.http.codec.ServerSentEvent;
 import org.springframework.http.server.reactive.ServerHttpRequest;
-import org.springframework.http.server.reactive.ServerHttpRequestDecorator;
 import org.springframework.security.core.annotation.AuthenticationPrincipal;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.PathVariable;
@@ -21,7 +20,6 @@ import org.springframework.web.bind.annotation.RequestParam;
 import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.server.ServerWebExchange;
 import reactor.core.publisher.Flux;
-import reactor.netty.Connection;
 
 /**
  * {@code GET /v1/accounts/{id}/balance/stream}: server-sent events of an account's balance, for its
@@ -52,24 +50,7 @@ class BalanceStreamController {
         }
         // A refusal (404, 429) fails before the first event, so it is still answered as a problem.
         // The events' data is BalanceEvent as JSON, encoded once per version for all its watchers.
-        return streams.open(id, resumeAfter, caller, eventLoop(exchange.getRequest())).flatMapMany(stream -> stream);
-    }
-
-    /**
-     * The event loop of the request's connection: the stream's events are sent from there, written to
-     * the socket at once rather than handed over to that loop one by one. Reactor's parallel workers
-     * when the server is not Reactor Netty.
-     */
-    static Executor eventLoop(ServerHttpRequest request) {
-        try {
-            Object nativeRequest = ServerHttpRequestDecorator.getNativeRequest(request);
-            if (nativeRequest instanceof Connection connection) {
-                return connection.channel().eventLoop();
-            }
-        } catch (IllegalArgumentException notReactorNetty) {
-            // A request that wraps no native one (a mock): the parallel workers.
-        }
-        return BalanceHub.PARALLEL;
+        return streams.open(id, resumeAfter, caller, EventLoops.of(exchange.getRequest())).flatMapMany(stream -> stream);
     }
 
     private static Long version(String name, String text) {

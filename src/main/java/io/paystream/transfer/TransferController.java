@@ -7,6 +7,7 @@ import io.paystream.idempotency.IdempotencyKeys;
 import io.paystream.idempotency.StoredResponse;
 import io.paystream.security.Caller;
 import io.paystream.system.ApiException;
+import io.paystream.system.EventLoops;
 import io.paystream.system.OptionalBody;
 import io.paystream.system.Problem;
 import io.paystream.transfer.LedgerMetrics.Movement;
@@ -62,7 +63,7 @@ class TransferController {
             @Valid @RequestBody TransferRequest request, ServerHttpRequest http, @AuthenticationPrincipal Caller caller) {
         if (groups.enabled()) { // many transfers to a transaction, each with its own outcome
             return metrics.movement(Movement.TRANSFER, Mono.defer(() -> groups.submit(keys.keyOf(key, http, request, caller),
-                            http.getPath().value(), request, caller)))
+                            http.getPath().value(), request, caller, EventLoops.of(http))))
                     .map(StoredResponse::toResponseEntity);
         }
         return created(Movement.TRANSFER, key, http, request, caller, () -> Transfers.locks(request),

@@ -12,6 +12,8 @@ import java.util.Queue;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -153,7 +155,21 @@ class TransferGroups {
 
     /** One transfer waiting for, or in, a group. */
     private record Member(IdempotencyKey key, String path, TransferRequest request, Caller caller,
-            Sinks.One<StoredResponse> result) {
+            Executor answerOn, Sinks.One<StoredResponse> result) {
+
+        /**
+         * Hands the member its outcome on its connection's event loop: the response is encoded and
+         * written there, beside that connection's other work, while the group's own thread (and its
+         * slot) moves on to the next group.
+         */
+        void answer(StoredResponse response, Throwable error) {
+            Runnable emit = response != null ? () -> result.tryEmitValue(response) : () -> result.tryEmitError(error);
+            try {
+                answerOn.execute(emit);
+            } catch (RejectedExecutionException shuttingDown) {
+                emit.run(); // the loop is closing, and its connections with it: answer here
+            }
+        }
 
         String scopedKey() {
             return key.scope() + '\n' + key.key();
@@ -218,15 +234,19 @@ class TransferGroups {
         return mostInFlight.get();
     }
 
-    /** The transfer's response, decided in the next group with a free slot. */
-    Mono<StoredResponse> submit(IdempotencyKey key, String path, TransferRequest request, Caller caller) {
+    /**
+     * The transfer's response, decided in the next group with a free slot and answered on
+     * {@code answerOn} (the request's event loop).
+     */
+    Mono<StoredResponse> submit(IdempotencyKey key, String path, TransferRequest request, Caller caller,
+            Executor answerOn) {
         return Mono.defer(() -> {
             if (waitingCount.incrementAndGet() > MAX_WAITING) {
                 waitingCount.decrementAndGet();
                 return Mono.error(new ApiException(Problem.DATABASE_UNAVAILABLE,
                         "Too many transfers are waiting for the ledger; retry shortly"));
             }
-            Member member = new Member(key, path, request, caller, Sinks.one());
+            Member member = new Member(key, path, request, caller, answerOn, Sinks.one());
             waiting.add(member);
             drain();
             return member.result().asMono();
@@ -290,18 +310,13 @@ class TransferGroups {
         return ledger.runGroup(() -> attempt(group))
                 .doOnNext(outcomes -> {
                     for (int i = 0; i < group.size(); i++) {
-                        Outcome outcome = outcomes.get(i);
-                        if (outcome.response() != null) {
-                            group.get(i).result().tryEmitValue(outcome.response());
-                        } else {
-                            group.get(i).result().tryEmitError(outcome.error());
-                        }
+                        group.get(i).answer(outcomes.get(i).response(), outcomes.get(i).error());
                     }
                 })
                 .then()
                 .onErrorResume(failure -> {
                     if (group.size() == 1 || isAnswer(failure)) {
-                        group.forEach(m -> m.result().tryEmitError(failure));
+                        group.forEach(m -> m.answer(null, failure));
                         return Mono.empty();
                     }
                     // Not a race that a retry won, and not an outage: something about one transfer (a rule
@@ -312,8 +327,8 @@ class TransferGroups {
                             failure.getClass().getSimpleName(), LedgerRetry.sqlState(failure).orElse("none"));
                     return Flux.fromIterable(group)
                             .flatMap(m -> alone(m)
-                                    .doOnNext(m.result()::tryEmitValue)
-                                    .doOnError(m.result()::tryEmitError)
+                                    .doOnNext(response -> m.answer(response, null))
+                                    .doOnError(error -> m.answer(null, error))
                                     .onErrorResume(e -> Mono.empty()), FALLBACK_CONCURRENCY)
                             .then();
                 });

@@ -8,6 +8,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 
+import io.paystream.system.EventLoops;
 import org.junit.jupiter.api.Test;
 import org.springframework.http.codec.ServerSentEvent;
 import reactor.core.publisher.Flux;
@@ -112,7 +113,7 @@ class BalanceStreamPipelineTests {
     void wakeUpsCoalesceIntoOneReadForASlowReader() {
         BalanceHub hub = hub();
         append(1);
-        BalanceHub.Watcher watcher = hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 10, BalanceHub.PARALLEL);
+        BalanceHub.Watcher watcher = hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 10, EventLoops.PARALLEL);
         // The reader asks for nothing while 100 changes are announced: one wake-up stays pending, and
         // the feed keeps only its last RECENT_PER_ACCOUNT versions, so the reader catches up from the
         // ledger in pages.
@@ -140,7 +141,7 @@ class BalanceStreamPipelineTests {
         append(5);
         List<BalanceHub.Watcher> watchers = new java.util.ArrayList<>();
         for (int i = 0; i < 50; i++) {
-            watchers.add(hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 100, BalanceHub.PARALLEL));
+            watchers.add(hub.register(ACCOUNT, 1, UUID.randomUUID(), 10, 100, EventLoops.PARALLEL));
         }
         await(() -> !hubReads.isEmpty());
         hubReads.clear();

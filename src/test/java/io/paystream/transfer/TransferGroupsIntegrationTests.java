@@ -7,11 +7,15 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
 
 import io.paystream.audit.Burst;
 import io.paystream.audit.HttpResult;
 import io.paystream.audit.LedgerAudit;
+import io.paystream.idempotency.IdempotencyKey;
+import io.paystream.security.Caller;
 import io.paystream.testsupport.PaystreamIntegrationTest;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -20,6 +24,7 @@ import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.test.context.TestPropertySource;
+import reactor.test.StepVerifier;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -58,6 +63,29 @@ class TransferGroupsIntegrationTests {
     @AfterEach
     void ledgerStillAddsUp() {
         audit.assertInvariants();
+    }
+
+    @Test
+    void eachTransferIsAnsweredOnTheExecutorItCameWith() {
+        UUID source = burst.account("EUR");
+        burst.deposit(source, 100, "EUR");
+        UUID payee = burst.account("EUR");
+        Caller admin = new Caller(UUID.randomUUID(), Caller.Role.ADMIN, "test");
+        // The request's event loop in production; here a thread of its own, so the answer can be told apart.
+        AtomicInteger handedOver = new AtomicInteger();
+        Executor answerOn = task -> {
+            handedOver.incrementAndGet();
+            new Thread(task, "answer-here").start();
+        };
+        IdempotencyKey key = IdempotencyKey.of(admin.clientId().toString(), "answer-" + UUID.randomUUID(), "POST",
+                "/v1/transfers", new byte[0]);
+
+        StepVerifier.create(groups.submit(key, "/v1/transfers", new TransferRequest(source, payee, 10L, "EUR", null, null),
+                        admin, answerOn).map(response -> response.status() + " on " + Thread.currentThread().getName()))
+                .expectNext("201 on answer-here")
+                .verifyComplete();
+        assertThat(handedOver).hasValue(1);
+        assertThat(audit.balanceOf(payee)).isEqualTo(10);
     }
 
     @Test

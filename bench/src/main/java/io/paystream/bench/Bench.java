@@ -358,6 +358,7 @@ final class Bench {
         try {
             return Audit.rows(conn, """
                     SELECT calls, round(mean_exec_time::numeric, 3) AS mean_ms,
+                           round(mean_plan_time::numeric, 3) AS plan_ms,
                            round((100 * total_exec_time / nullif(sum(total_exec_time) OVER (), 0))::numeric, 1) AS pct,
                            left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
                       FROM pg_stat_statements

@@ -142,6 +142,7 @@ final class Postgres {
                 synchronous_commit = on
                 shared_preload_libraries = 'pg_stat_statements'
                 pg_stat_statements.max = 1000
+                pg_stat_statements.track_planning = on
                 log_min_messages = warning
                 # In the log, so that a stall in the results can be matched with the database's own work.
                 log_checkpoints = on

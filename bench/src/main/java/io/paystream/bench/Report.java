@@ -211,10 +211,10 @@ final class Report {
                     + "included), top statements by total execution time. The same statements in both, with the "
                     + "same per-call cost, are what makes the SQL-only figure a fair ceiling for the API.\n\n");
             for (Map.Entry<String, List<Map<String, Object>>> e : b.statements.entrySet()) {
-                md.append("**").append(e.getKey()).append("**\n\n| calls | mean ms | % of DB time | statement |\n|---|---|---|---|\n");
+                md.append("**").append(e.getKey()).append("**\n\n| calls | mean ms | planning ms | % of DB time | statement |\n|---|---|---|---|---|\n");
                 for (Map<String, Object> row : e.getValue()) {
                     md.append("| ").append(row.get("calls")).append(" | ").append(row.get("mean_ms")).append(" | ")
-                            .append(row.get("pct")).append(" | `").append(String.valueOf(row.get("query")).replace("|", "\\|")
+                            .append(row.get("plan_ms")).append(" | ").append(row.get("pct")).append(" | `").append(String.valueOf(row.get("query")).replace("|", "\\|")
                                     .replace("`", "'")).append("` |\n");
                 }
                 md.append('\n');
