@@ -44,9 +44,9 @@ final class Config {
             bench options:
               --warmup S              warm-up seconds before each measured phase (default 5)
               --app-warmup S          after each start of the application, uniform transfers for S seconds
-                                      (at most 30000 requests) before anything is measured, so that the JIT
-                                      has compiled the request path (default 90: on 2 cores the JIT was
-                                      still compiling after 10,000 requests)
+                                      (at most 5000 requests a second) before anything is measured, so that
+                                      the JIT has compiled the request path (default 90: on 2 cores the JIT
+                                      was still compiling after 10,000 requests)
               --duration S            measured seconds per phase (default 20)
               --clients N             closed-loop clients and pgbench clients (default 64)
               --modes LIST            concurrency modes (default pessimistic,optimistic)
