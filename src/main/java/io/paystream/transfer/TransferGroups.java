@@ -40,8 +40,7 @@ import tools.jackson.databind.json.JsonMapper;
  * one transaction: one statement claims every key, locks every account and reads each one's head, one
  * writes every transfer, its balance rows and every key's response. Two statements for the group
  * instead of three for each transfer. At most {@code transfer-transactions-in-flight} groups are in
- * the database at once, and up to {@link #BACKLOG_SLOTS} more while a full group is waiting or the groups
- * in the database are late (none started or ended for {@link #LATE_NANOS}: a stall, a lock wait). A transfer
+ * the database at once, and up to {@link #BACKLOG_SLOTS} more while a full group is waiting. A transfer
  * that arrives when a slot is free runs at once, alone,
  * so a quiet ledger adds no wait.
  *
@@ -256,29 +255,17 @@ class TransferGroups {
 
     /**
      * Groups that may run beside the configured slots while a backlog lasts: each only while a full
-     * group is waiting, so it is as large (and as cheap per transfer) as a group can be, or while the
-     * groups in the database are late ({@link #LATE_NANOS}). Bounded so a backlog never takes more than
-     * this many of the pool's connections on top of the slots.
+     * group is waiting, so it is as large (and as cheap per transfer) as a group can be. Bounded so a
+     * backlog never takes more than this many of the pool's connections on top of the slots.
      */
     static final int BACKLOG_SLOTS = 2;
-
-    /**
-     * When no group has started or ended for this long while transfers wait, the groups in the database
-     * are late (a stall, a lock wait) and one more may start with what is waiting. A group takes 5 to
-     * 20 ms on two cores, so this only fires when one takes several times that.
-     */
-    static final long LATE_NANOS = 20_000_000;
-
-    /** When a group last started or ended. */
-    private volatile long lastProgress = System.nanoTime();
 
     /** Starts groups while slots are free and transfers wait. */
     private void drain() {
         while (!waiting.isEmpty()) {
             int now = running.get();
-            if (now >= slots && (now >= slots + BACKLOG_SLOTS
-                    || (waitingCount.get() < maxPerTransaction && System.nanoTime() - lastProgress < LATE_NANOS))) {
-                // All slots busy, no full group waiting and none late: the group ending next drains again.
+            if (now >= slots && (now >= slots + BACKLOG_SLOTS || waitingCount.get() < maxPerTransaction)) {
+                // All slots busy, and no full group waiting for a backlog slot: the group ending next drains again.
                 return;
             }
             if (!running.compareAndSet(now, now + 1)) {
@@ -290,11 +277,9 @@ class TransferGroups {
                 running.decrementAndGet();
                 continue;
             }
-            lastProgress = System.nanoTime();
             groups.incrementAndGet();
             groupedTransfers.addAndGet(group.size());
             run(group).doFinally(signal -> {
-                lastProgress = System.nanoTime();
                 running.decrementAndGet();
                 drain();
             }).subscribe();

@@ -24,10 +24,6 @@ import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.r2dbc.core.DatabaseClient;
 import org.springframework.test.context.TestPropertySource;
-import org.springframework.transaction.ReactiveTransactionManager;
-import org.springframework.transaction.reactive.TransactionalOperator;
-import reactor.core.publisher.Mono;
-import reactor.core.publisher.Sinks;
 import reactor.test.StepVerifier;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -51,9 +47,6 @@ class TransferGroupsIntegrationTests {
 
     @Autowired
     TransferGroups groups;
-
-    @Autowired
-    ReactiveTransactionManager transactionManager;
 
     @Autowired
     io.micrometer.core.instrument.MeterRegistry registry;
@@ -256,49 +249,6 @@ class TransferGroupsIntegrationTests {
         assertThat(retries() - retriesBefore).as("attempts run again after losing a race").isZero();
         // 50 batches of 10 out, 50 transfers out and 100 in.
         assertThat(audit.balanceOf(hot)).isEqualTo(1_000_000 - 500 - 50 + 100);
-    }
-
-    @Test
-    void aGroupStuckOnALockDoesNotHoldUpTransfersBetweenOtherAccounts() {
-        UUID busy = burst.account("EUR");
-        burst.deposit(busy, 100, "EUR");
-        UUID payee = burst.account("EUR");
-        UUID free = burst.account("EUR");
-        burst.deposit(free, 100, "EUR");
-        UUID other = burst.account("EUR");
-
-        // Another session holds the busy account's row lock until told to let go, as a long movement would.
-        Sinks.Empty<Void> letGo = Sinks.empty();
-        Sinks.Empty<Void> locked = Sinks.empty();
-        Mono<Void> holder = TransactionalOperator.create(transactionManager).transactional(
-                db.sql("SELECT id FROM accounts WHERE id = :id FOR NO KEY UPDATE").bind("id", busy).fetch().one()
-                        .doOnNext(row -> locked.tryEmitEmpty())
-                        .then(letGo.asMono()));
-        reactor.core.Disposable holding = holder.subscribe();
-        try {
-            locked.asMono().block(Duration.ofSeconds(10));
-            // This transfer's group waits for the lock, in the only slot there is.
-            java.util.concurrent.CompletableFuture<HttpResult> stuck = burst.send(new Burst.Call("/v1/transfers",
-                    Map.of("fromAccountId", busy.toString(), "toAccountId", payee.toString(), "amount", 10, "currency", "EUR"),
-                    "stuck-" + UUID.randomUUID())).toFuture();
-            Mono.delay(Duration.ofMillis(200)).block();
-            assertThat(stuck).isNotDone();
-
-            // A transfer between two other accounts does not wait for it: the late group lets another start.
-            HttpResult elsewhere = burst.send(new Burst.Call("/v1/transfers",
-                    Map.of("fromAccountId", free.toString(), "toAccountId", other.toString(), "amount", 10, "currency", "EUR"),
-                    "elsewhere-" + UUID.randomUUID())).block(Duration.ofSeconds(5));
-            assertThat(elsewhere.status()).isEqualTo(201);
-            assertThat(stuck).isNotDone();
-
-            letGo.tryEmitEmpty();
-            assertThat(stuck.join().status()).isEqualTo(201);
-        } finally {
-            letGo.tryEmitEmpty();
-            holding.dispose();
-        }
-        assertThat(audit.balanceOf(payee)).isEqualTo(10);
-        assertThat(audit.balanceOf(other)).isEqualTo(10);
     }
 
     private double retries() {
