@@ -141,6 +141,9 @@ final class Bench {
         Report.write(this);
     }
 
+    /** At most this many requests per second of application warm-up (see {@link #warmApp}). */
+    static final int APP_WARMUP_REQUESTS_PER_SECOND = 5_000;
+
     /**
      * A freshly started JVM runs the request path interpreted, then compiles it: the first thousands of
      * requests are much slower than the rest. Uniform transfers for --app-warmup seconds before anything
@@ -149,8 +152,6 @@ final class Bench {
      * fixed 30,000 used to end it after about 50 of the 90 s once the groups made transfers fast, and
      * the JIT was still compiling the request path in the phases measured after it.)
      */
-    static final int APP_WARMUP_REQUESTS_PER_SECOND = 5_000;
-
     private void warmApp(String mode) throws Exception {
         if (c.appWarmupSeconds <= 0) {
             return;
