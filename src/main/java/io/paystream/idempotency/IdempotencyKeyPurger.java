@@ -23,11 +23,16 @@ class IdempotencyKeyPurger {
     /** Rows per run: small enough to keep the statement short, big enough to keep up with traffic. */
     static final int BATCH_ROWS = 5_000;
 
-    private static final String PURGE = """
+    /**
+     * The cut-off is taken from {@code statement_timestamp()}, which is stable within the statement, so
+     * it bounds the scan of {@code idempotency_keys_by_age}. {@code clock_timestamp()} is volatile: the
+     * planner may not use it in an index condition, and the purge would read every key on every run.
+     */
+    static final String PURGE = """
             DELETE FROM idempotency_keys
              WHERE (scope, key) IN (
                    SELECT scope, key FROM idempotency_keys
-                    WHERE created_at < clock_timestamp() - make_interval(secs => :retentionSeconds)
+                    WHERE created_at < statement_timestamp() - make_interval(secs => :retentionSeconds)
                     ORDER BY created_at
                     LIMIT :batchRows
                     FOR UPDATE SKIP LOCKED)""";

@@ -104,11 +104,13 @@ class Holds {
 
     /**
      * The sweeper's next expired, unsettled hold. SKIP LOCKED: replicas sweeping at once, or a capture
-     * holding the row, never make it wait; it takes the next one.
+     * holding the row, never make it wait; it takes the next one. The time is {@code statement_timestamp()},
+     * stable within the statement, so it bounds the scan of {@code holds_by_expiry}: a volatile clock
+     * could only be a filter, read against every hold not yet expired too.
      */
-    private static final String NEXT_EXPIRED = """
+    static final String NEXT_EXPIRED = """
             SELECT h.id FROM holds h
-             WHERE h.expires_at <= clock_timestamp()
+             WHERE h.expires_at <= statement_timestamp()
                AND NOT EXISTS (SELECT 1 FROM hold_events e WHERE e.hold_id = h.id AND e.status <> 'pending')
              ORDER BY h.expires_at
              LIMIT 1
