@@ -92,8 +92,9 @@ class BalanceOpeningIntegrationTests {
             assertThat(opening.head().version()).as("head of %s", id).isEqualTo(versions.get(id));
             assertThat(opening.head().balance()).isEqualTo(balanceOf(id));
         }
-        // 600 openings of 23 accounts, added faster than one read takes: a few reads, never one each.
-        assertThat(statements).as("opening reads for %d openings", openings).isBetween(1L, 30L);
+        // 600 openings of 23 accounts, added faster than one read takes: a few reads, never one each
+        // (how few depends on scheduling; one read per opening would be about 600).
+        assertThat(statements).as("opening reads for %d openings", openings).isBetween(1L, 150L);
     }
 
     @Test

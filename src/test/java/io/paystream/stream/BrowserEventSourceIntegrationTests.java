@@ -32,8 +32,8 @@ import static org.assertj.core.api.Assumptions.assumeThat;
 /**
  * A real browser: headless Chromium opens a page whose EventSource watches a balance. The server ends
  * each stream after 3 s, so the browser must reconnect (with Last-Event-ID) several times while money
- * moves; it must end up with every version exactly once, in order. The page reports each event to a
- * small server of its own origin, so the test reads what the browser saw.
+ * moves; it must end up with every version exactly once, in order. The page reports each event, one
+ * report after another, to a small server of its own origin, so the test reads what the browser saw.
  */
 @PaystreamIntegrationTest
 @TestPropertySource(properties = {"paystream.streams.max-lifetime=3s", "paystream.streams.retry-hint=300ms"})
@@ -107,7 +107,13 @@ class BrowserEventSourceIntegrationTests {
             server.createContext("/page.html", exchange -> respond(exchange, "text/html", """
                     <!doctype html><meta charset="utf-8"><title>balance</title>
                     <script>
-                      const report = (what) => fetch(what, {method: 'POST'});
+                      // One report at a time, in the order the events came: separate fetches may
+                      // arrive out of order (one connection each). A report that fails is lost, which
+                      // the test sees; the ones after it are still sent.
+                      let reported = Promise.resolve();
+                      const report = (what) => {
+                        reported = reported.catch(() => {}).then(() => fetch(what, {method: 'POST'}));
+                      };
                       const source = new EventSource('%s');
                       source.onopen = () => report('/open');
                       source.addEventListener('balance', (e) => report('/event?id=' + e.lastEventId));

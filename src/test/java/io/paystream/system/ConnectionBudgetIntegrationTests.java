@@ -59,7 +59,9 @@ class ConnectionBudgetIntegrationTests {
                     .expectHeader().contentTypeCompatibleWith(MediaType.APPLICATION_PROBLEM_JSON)
                     .expectBody(String.class).returnResult();
             Duration elapsed = Duration.ofNanos(System.nanoTime() - startNanos);
-            assertThat(elapsed).isLessThan(Duration.ofSeconds(3));
+            // Fast means the 300 ms acquire timeout, not the 30 s request timeout (which would not be
+            // database_unavailable); the margin is for a cold first request on a busy machine.
+            assertThat(elapsed).isLessThan(Duration.ofSeconds(15));
             assertThat(refused.getResponseBody()).contains("\"code\":\"database_unavailable\"")
                     .doesNotContain("r2dbc").doesNotContain("Exception").doesNotContain("pool");
             assertThat(output.getAll().lines().filter(line -> line.contains(requestId)))

@@ -33,6 +33,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 @TestPropertySource(properties = {
         "paystream.ledger.attempt-timeout=60s",
         "spring.r2dbc.pool.max-acquire-time=60s",
+        // The last of a serialized queue waits for all before it: not a 503 after the default 30 s.
+        "paystream.request-timeout=120s",
         "paystream.holds.sweep-interval=100ms"})
 abstract class LifecycleConcurrencyIntegrationTests {
 

@@ -33,7 +33,9 @@ import static org.assertj.core.api.Assertions.assertThat;
         // Hundreds of requests queue on one account's lock here by design, and the test machine may be
         // slow: these tests check correctness, so give the queue room (still bounded) instead of 503s.
         "paystream.ledger.attempt-timeout=60s",
-        "spring.r2dbc.pool.max-acquire-time=60s"})
+        "spring.r2dbc.pool.max-acquire-time=60s",
+        // The last of a serialized queue waits for all before it: not a 503 after the default 30 s.
+        "paystream.request-timeout=120s"})
 abstract class MoneyMovementConcurrencyIntegrationTests {
 
     static final long DAILY_LIMIT = 1_000_000;
