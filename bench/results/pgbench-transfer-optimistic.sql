@@ -66,9 +66,9 @@ verdict AS (
            CAST(CAST(NULL AS int8) AS bigint) IS NULL
                OR (SELECT coalesce(sum(t.amount), 0)
                      FROM transactions t
-                    WHERE t.type = 'deposit'
-                      AND t.credit_account_id = CAST(:credit AS uuid)
-                      AND t.created_at >= date_trunc('day', clock_timestamp() AT TIME ZONE 'UTC')
+                    WHERE t.type = 'deposit' -- today's, by transactions_deposits_by_account;
+                      AND t.credit_account_id = CAST(:credit AS uuid) -- a stable clock bounds that index scan
+                      AND t.created_at >= date_trunc('day', statement_timestamp() AT TIME ZONE 'UTC')
                                           AT TIME ZONE 'UTC')
                   + CAST(:amount AS int8) <= CAST(NULL AS int8)
                AS within_deposit_limit,
