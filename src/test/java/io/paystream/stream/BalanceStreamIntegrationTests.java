@@ -6,8 +6,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 
-import io.micrometer.core.instrument.Gauge;
-import io.micrometer.core.instrument.MeterRegistry;
 import io.paystream.PaystreamApplication;
 import io.paystream.audit.Burst;
 import io.paystream.audit.HttpResult;
@@ -57,7 +55,7 @@ class BalanceStreamIntegrationTests {
     TestDatabase database;
 
     @Autowired
-    MeterRegistry registry;
+    BalanceHub hub;
 
     Burst burst;
 
@@ -78,16 +76,8 @@ class BalanceStreamIntegrationTests {
      */
     @AfterEach
     void everyClosedStreamIsReleased() {
-        long deadline = System.nanoTime() + RELEASE.toNanos();
-        while (activeStreams() != 0 && System.nanoTime() < deadline) {
-            try {
-                Thread.sleep(20);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
-        }
-        assertThat(activeStreams()).as("streams still open on the server %s after their clients closed them", RELEASE)
+        waitUntil(() -> hub.watchers() == 0, RELEASE);
+        assertThat(hub.watchers()).as("streams still open on the server %s after their clients closed them", RELEASE)
                 .isZero();
     }
 
@@ -293,21 +283,20 @@ class BalanceStreamIntegrationTests {
                 .retrieve().bodyToFlux(EVENTS);
     }
 
-    /** Streams open on this server: the gauge {@code paystream.streams.active}. */
-    private double activeStreams() {
-        Gauge gauge = registry.find("paystream.streams.active").gauge();
-        assertThat(gauge).as("gauge paystream.streams.active").isNotNull();
-        return gauge.value();
-    }
-
     private long lastVersion(UUID account) {
         return db.sql("SELECT max(version) AS v FROM balances WHERE account_id = :id").bind("id", account)
                 .map(row -> row.get("v", Long.class)).one().block();
     }
 
     private static void awaitSize(List<?> list, int size) {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (list.size() < size && System.nanoTime() < deadline) {
+        waitUntil(() -> list.size() >= size, WAIT);
+        assertThat(list).as("events received in time").hasSizeGreaterThanOrEqualTo(size);
+    }
+
+    /** Polls until the condition holds or the time is up; the caller asserts what it waited for. */
+    private static void waitUntil(java.util.function.BooleanSupplier condition, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!condition.getAsBoolean() && System.nanoTime() < deadline) {
             try {
                 Thread.sleep(20);
             } catch (InterruptedException e) {
@@ -315,6 +304,5 @@ class BalanceStreamIntegrationTests {
                 return;
             }
         }
-        assertThat(list).as("events received in time").hasSizeGreaterThanOrEqualTo(size);
     }
 }
